@@ -1,0 +1,108 @@
+"""The one small interface between an application (the storyboard tool) and motionq.
+
+An application describes *what* to render as plain data (`ShotRequest`, `GroupRequest`) and
+hands it to a `Backbone`, which returns frames. Everything about *how* (attention control,
+motion transfer, multi-shot consistency) stays behind `Backbone.render_group`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+from typing import Callable, Mapping, Protocol, runtime_checkable
+
+import numpy as np
+
+#: Names of the consistency variants, in the order the paper ablates them.
+VARIANTS: tuple[str, ...] = (
+    "vanilla",
+    "sdsa",
+    "sdsa+qpres",
+    "sdsa+qpres+qflow",
+    "sdsa+qpres+qflow+refine",
+)
+
+
+@dataclass(frozen=True)
+class MotionSpec:
+    """A motion-reference clip for zero-shot motion transfer by query injection."""
+
+    clip: Path
+    strength: float = 0.6
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """Settings of the multi-shot consistency method (timesteps on the 0..1000 scale).
+
+    A step with timestep t (1000 = pure noise) is intervened on when it lies in a range.
+    """
+
+    variant: str = "vanilla"
+    sdsa_range: tuple[int, int] = (550, 950)
+    t_pres: int = 750
+    keyframe_every: int = 3
+    refine_range: tuple[int, int] = (590, 950)
+    anchors: str = "auto"  # "auto": planner picks; "off": joint rendering of the whole group
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ShotRequest:
+    """One shot to render. `subjects` are the character prompt texts present in the shot,
+    used to locate the characters (subject masks) for consistency."""
+
+    shot_id: str
+    prompt: str
+    num_frames: int
+    seed: int
+    steps: int = 20
+    guidance: float = 4.0
+    negative_prompt: str = ""
+    subjects: tuple[str, ...] = ()
+    characters: tuple[str, ...] = ()
+    motion: MotionSpec | None = None
+
+
+@dataclass(frozen=True)
+class GroupRequest:
+    """Shots rendered together so that shared characters stay consistent."""
+
+    shots: tuple[ShotRequest, ...]
+    consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: `step` of `total` denoising steps done for `shot_ids`."""
+
+    shot_ids: tuple[str, ...]
+    step: int
+    total: int
+    phase: str = "sample"
+
+
+ProgressFn = Callable[[Progress], None]
+
+#: A rendered shot: uint8 array of shape (frames, height, width, 3).
+Frames = np.ndarray
+
+
+@runtime_checkable
+class Backbone(Protocol):
+    """A text-to-video model behind the motionq method."""
+
+    name: str
+
+    def fingerprint(self) -> str:
+        """A stable hash of everything in the model that changes its output (weights, config)."""
+
+    def native_size(self) -> tuple[int, int]:
+        """(height, width) the model generates at; the edit is scaled from this."""
+
+    def render_group(
+        self, request: GroupRequest, progress: ProgressFn | None = None
+    ) -> Mapping[str, Frames]:
+        """Render every shot of the group; returns frames by shot id."""

@@ -1,0 +1,51 @@
+"""Backbones by name: the registry that `load_backbone` resolves.
+
+A backbone name maps to "module:factory"; modules are imported lazily so that asking for the
+tiny test model never imports the code of a large one. A path to a folder in diffusers layout
+works too (see `motionq.backbones.pipeline.load_pipeline_folder`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from motionq.api import Backbone
+
+_REGISTRY: dict[str, str] = {
+    "animatic": "motionq.backbones.animatic:load_animatic",
+    "tiny": "motionq.backbones.tiny:load_tiny",
+    "wan2.1": "motionq.backbones.wan:load_wan21",
+}
+
+DEFAULT_BACKBONE = "animatic"
+
+
+class BackboneError(RuntimeError):
+    """A model could not be found or loaded; the message says what to do."""
+
+
+def available() -> list[str]:
+    """Registered backbone names."""
+    return sorted(_REGISTRY)
+
+
+def register(name: str, target: str) -> None:
+    """Register a backbone factory given as "module:function"."""
+    _REGISTRY[name] = target
+
+
+def load_backbone(name_or_path: str, **options) -> Backbone:
+    """Load a backbone by registered name, or from a local folder in diffusers layout."""
+    if name_or_path in _REGISTRY:
+        module_name, func = _REGISTRY[name_or_path].split(":")
+        return getattr(importlib.import_module(module_name), func)(**options)
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        from motionq.backbones.pipeline import load_pipeline_folder
+
+        return load_pipeline_folder(path, **options)
+    raise BackboneError(
+        f"unknown model '{name_or_path}' (registered: {', '.join(available())}; "
+        "or a path to a local model folder in diffusers layout)"
+    )
