@@ -72,6 +72,9 @@ class GroupRequest:
 
     shots: tuple[ShotRequest, ...]
     consistency: ConsistencyConfig = field(default_factory=ConsistencyConfig)
+    #: Anchor mode: these shots are anchors, rendered together (their subject keys/values may be
+    #: reused from the backbone's anchor cache); every other shot renders alone against them.
+    anchor_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,31 @@ def register(name: str, target: str) -> None:
     _REGISTRY[name] = target
 
 
+def model_folder(name_or_path: str) -> Path:
+    """The local folder holding a model's files, without loading it.
+
+    A registered backbone's module provides `model_folder()` (building the folder first if it is
+    generated, like the tiny test model); anything else must be a folder path.
+    """
+    if name_or_path in _REGISTRY:
+        module_name = _REGISTRY[name_or_path].split(":")[0]
+        return Path(importlib.import_module(module_name).model_folder())
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    raise BackboneError(
+        f"unknown model '{name_or_path}' (registered: {', '.join(available())}; "
+        "or a path to a local model folder in diffusers layout)"
+    )
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """Hash of a model's weights and configs (for cache keys); loads no model."""
+    from motionq.backbones.fingerprint import folder_fingerprint
+
+    return folder_fingerprint(model_folder(name_or_path))
+
+
 def load_backbone(name_or_path: str, **options) -> Backbone:
     """Load a backbone by registered name, or from a local folder in diffusers layout."""
     if name_or_path in _REGISTRY:

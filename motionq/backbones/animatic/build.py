@@ -1,0 +1,102 @@
+"""Assemble the built-in "animatic" model as a diffusers `WanPipeline` and find its weights.
+
+The pipeline is the stock WanPipeline: the same `WanTransformer3DModel` (so the same attention
+processors as Wan 2.1), a small UMT5 text encoder with a word-level tokenizer, the learned
+per-frame `SpriteCodec` as its VAE and a flow-matching Euler scheduler. It is saved and loaded
+as an ordinary diffusers pipeline folder, through the same local-folder code path as Wan 2.1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from motionq.backbones.animatic.codec import SpriteCodec
+from motionq.backbones.animatic.text import build_text_encoder, build_tokenizer
+
+#: Where the committed weights live (a diffusers pipeline folder, package data).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+@dataclass(frozen=True)
+class AnimaticConfig:
+    """Sizes of the built-in model. Defaults are the committed model's."""
+
+    height: int = 32
+    width: int = 32
+    num_frames: int = 9  # WanPipeline rounds frame counts to k*t+1; t = 1 here, 9 = 8 + 1
+    z_dim: int = 8
+    codec_hidden: int = 48
+    heads: int = 4
+    head_dim: int = 48
+    layers: int = 6
+    ffn_dim: int = 768
+    text_dim: int = 128
+    text_layers: int = 2
+    max_sequence_length: int = 16
+    flow_shift: float = 2.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_transformer(cfg: AnimaticConfig):
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2),
+        num_attention_heads=cfg.heads,
+        attention_head_dim=cfg.head_dim,
+        in_channels=cfg.z_dim,
+        out_channels=cfg.z_dim,
+        text_dim=cfg.text_dim,
+        freq_dim=64,
+        ffn_dim=cfg.ffn_dim,
+        num_layers=cfg.layers,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=64,
+    )
+
+
+def build_scheduler(cfg: AnimaticConfig):
+    from diffusers import FlowMatchEulerDiscreteScheduler
+
+    return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=cfg.flow_shift)
+
+
+def build_pipeline(cfg: AnimaticConfig, vocabulary: list[str], seed: int = 0):
+    """A freshly initialised (untrained) animatic pipeline."""
+    from diffusers import WanPipeline
+
+    torch.manual_seed(seed)
+    tokenizer = build_tokenizer(vocabulary)
+    text_encoder = build_text_encoder(len(tokenizer), cfg.text_dim, cfg.text_layers, seed)
+    codec = SpriteCodec(z_dim=cfg.z_dim, hidden=cfg.codec_hidden)
+    transformer = build_transformer(cfg)
+    return WanPipeline(
+        tokenizer=tokenizer, text_encoder=text_encoder, transformer=transformer,
+        vae=codec, scheduler=build_scheduler(cfg),
+    )
+
+
+def model_folder() -> Path:
+    """The committed pipeline folder of the built-in model."""
+    return WEIGHTS_DIR
+
+
+def load_animatic(**options):
+    """The built-in default backbone, from the weights committed in the package."""
+    from motionq.backbones import BackboneError
+    from motionq.backbones.pipeline import load_pipeline_folder
+
+    if not (WEIGHTS_DIR / "model_index.json").is_file():
+        raise BackboneError(
+            f"the built-in model's weights are missing from {WEIGHTS_DIR} "
+            "(they are committed to the repository; a checkout without them can make them with "
+            "`motionq train` and `motionq train --publish`)"
+        )
+    options.setdefault("max_sequence_length", AnimaticConfig().max_sequence_length)
+    return load_pipeline_folder(WEIGHTS_DIR, **options)

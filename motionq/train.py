@@ -1,0 +1,522 @@
+"""Training of the built-in "animatic" model on the procedural sprite world.
+
+Two stages, one resumable run:
+1. the per-frame `SpriteCodec` autoencoder (a few minutes), then frozen;
+2. flow matching of the Wan transformer and the text encoder on codec latents.
+
+A run lives in chunks (sessions are stopped; machines change): every `checkpoint_every` steps
+the whole state (weights, EMA, fp16 optimiser moments, step, RNG, loss and eval logs) is written
+atomically to one folder, overwritten in place, and `--minutes` ends a chunk cleanly. Sampling
+quality is measured in-process with the sprite analyser (EMA weights, fixed held-out seeds),
+never in a second torch process beside it: two processes on two cores ruin each other.
+
+    python -m motionq.train --out checkpoints/animatic --minutes 60
+    python -m motionq.train --out checkpoints/animatic --publish   # EMA -> package weights
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import io
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from motionq.backbones.animatic.build import WEIGHTS_DIR, AnimaticConfig, build_pipeline
+from motionq.backbones.animatic.text import encode_prompts
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of a run (stored in the checkpoint; a resumed run keeps them)."""
+
+    batch: int = 16
+    lr: float = 3e-4
+    warmup: int = 300
+    weight_decay: float = 0.01
+    codec_steps: int = 1500
+    codec_batch: int = 64
+    codec_lr: float = 1e-3
+    ema: float = 0.999
+    caption_dropout: float = 0.1
+    # Logit-normal noise levels with a positive mean: more training at high noise, where the
+    # layout and the motion of a clip are decided.
+    t_mean: float = 0.3
+    t_std: float = 1.0
+    checkpoint_every: int = 250
+    eval_every: int = 1000
+    eval_samples: int = 24
+    log_every: int = 50
+    seed: int = 0
+    model: AnimaticConfig = field(default_factory=AnimaticConfig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def world_config(model: AnimaticConfig):
+    from motionq.spriteworld import WorldConfig
+
+    return WorldConfig(height=model.height, width=model.width, num_frames=model.num_frames)
+
+
+def video_tensor(frames: np.ndarray) -> torch.Tensor:
+    """(N, F, H, W, 3) uint8 or [0, 1] float -> (N, 3, F, H, W) in [-1, 1]."""
+    x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    if frames.dtype == np.uint8:
+        x = x / 255.0
+    return (x * 2 - 1).permute(0, 4, 1, 2, 3).contiguous()
+
+
+def sample_batch(rng: np.random.Generator, cfg: TrainConfig, n: int):
+    from motionq.spriteworld import sample_batch as world_batch
+
+    frames, captions, _ = world_batch(rng, world_config(cfg.model), n)
+    return video_tensor(frames), list(captions)
+
+
+# ---------------------------------------------------------------------------------------------
+# State
+
+
+class Trainer:
+    """Owns the models, optimiser, EMA, RNGs and logs of one run folder."""
+
+    def __init__(self, out: Path, cfg: TrainConfig | None = None):
+        from motionq.spriteworld import VOCABULARY
+
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        state = self._read_state()
+        if state is not None:
+            cfg = _config_from_dict(state["config"])
+        self.cfg = cfg or TrainConfig()
+        self.pipe = build_pipeline(self.cfg.model, VOCABULARY, seed=self.cfg.seed)
+        self.codec = self.pipe.vae
+        self.transformer = self.pipe.transformer
+        self.text_encoder = self.pipe.text_encoder
+        self.tokenizer = self.pipe.tokenizer
+        self.ema = {k: v.detach().clone() for k, v in self._trainable_state().items()}
+        self.step = 0
+        self.codec_step = 0
+        self.loss_log: list[list[float]] = []  # [step, mean loss]
+        self.eval_log: list[dict] = []
+        self.rng = np.random.default_rng(self.cfg.seed)
+        torch.manual_seed(self.cfg.seed)
+        self.opt = torch.optim.AdamW(
+            self._trainable_params(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay
+        )
+        self.resumed_without_optimizer = False
+        self._warm_from = 0
+        if state is not None:
+            self._load(state)
+
+    # -- parameters ---------------------------------------------------------------------------
+    def _trainable_params(self) -> list[torch.nn.Parameter]:
+        return list(self.transformer.parameters()) + list(self.text_encoder.parameters())
+
+    def _trainable_state(self) -> dict[str, torch.Tensor]:
+        sd = {f"transformer.{k}": v for k, v in self.transformer.state_dict().items()}
+        sd.update({f"text_encoder.{k}": v for k, v in self.text_encoder.state_dict().items()})
+        return sd
+
+    # -- checkpoint ---------------------------------------------------------------------------
+    def _read_state(self) -> dict | None:
+        p = self.out / "state.json"
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def save(self) -> None:
+        """Write the whole state atomically (each file via temp + rename; state.json last)."""
+        # clone: the text encoder ties its embedding matrices, and safetensors refuses shared memory
+        model_sd = {k: v.detach().clone().contiguous() for k, v in self._trainable_state().items()}
+        _atomic_save(model_sd, self.out / "model.safetensors")
+        _atomic_save({k: v.contiguous() for k, v in self.ema.items()}, self.out / "ema.safetensors")
+        _atomic_save(
+            {k: v.contiguous() for k, v in self.codec.state_dict().items()},
+            self.out / "codec.safetensors",
+        )
+        # Adam moments in fp16 halve the checkpoint; a resume with them is close enough.
+        names = {id(p): n for n, p in _named_trainables(self)}
+        opt_sd: dict[str, torch.Tensor] = {}
+        for p, st in self.opt.state.items():
+            n = names[id(p)]
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key in st:
+                    opt_sd[f"{n}.{key}"] = st[key].to(torch.float16).contiguous()
+            if "step" in st:
+                opt_sd[f"{n}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+        if opt_sd:
+            _atomic_save(opt_sd, self.out / "optimizer.safetensors")
+        state = {
+            "config": _config_to_dict(self.cfg),
+            "step": self.step,
+            "codec_step": self.codec_step,
+            "codec_stats": {
+                "latents_mean": self.codec.config.latents_mean,
+                "latents_std": self.codec.config.latents_std,
+            },
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode(),
+            "loss_log": self.loss_log,
+            "eval_log": self.eval_log,
+        }
+        _atomic_write_text(self.out / "state.json", json.dumps(state, indent=1))
+
+    def _load(self, state: dict) -> None:
+        sd = load_file(self.out / "model.safetensors")
+        self.transformer.load_state_dict({k[12:]: v for k, v in sd.items() if k.startswith("transformer.")})
+        self.text_encoder.load_state_dict({k[13:]: v for k, v in sd.items() if k.startswith("text_encoder.")})
+        self.ema = {k: v.clone() for k, v in load_file(self.out / "ema.safetensors").items()}
+        self.codec.load_state_dict(load_file(self.out / "codec.safetensors"))
+        stats = state["codec_stats"]
+        self.codec.register_to_config(latents_mean=stats["latents_mean"], latents_std=stats["latents_std"])
+        self.step = state["step"]
+        self.codec_step = state["codec_step"]
+        self.loss_log = state["loss_log"]
+        self.eval_log = state["eval_log"]
+        self.rng.bit_generator.state = state["numpy_rng"]
+        raw = np.frombuffer(base64.b64decode(state["torch_rng"]), dtype=np.uint8).copy()
+        torch.set_rng_state(torch.from_numpy(raw))
+        opt_path = self.out / "optimizer.safetensors"
+        if opt_path.is_file() and self.step > 0:
+            osd = load_file(opt_path)
+            for n, p in _named_trainables(self):
+                if f"{n}.exp_avg" in osd:
+                    self.opt.state[p] = {
+                        "step": osd[f"{n}.step"].reshape(()).clone(),
+                        "exp_avg": osd[f"{n}.exp_avg"].float(),
+                        "exp_avg_sq": osd[f"{n}.exp_avg_sq"].float(),
+                    }
+        else:
+            self.resumed_without_optimizer = self.step > 0
+            self._warm_from = self.step
+
+    # -- stage 1: codec -----------------------------------------------------------------------
+    def train_codec(self, deadline: float) -> None:
+        cfg = self.cfg
+        if self.codec_step >= cfg.codec_steps:
+            return
+        opt = torch.optim.AdamW(self.codec.parameters(), lr=cfg.codec_lr)
+        self.codec.train()
+        t0 = time.time()
+        while self.codec_step < cfg.codec_steps and time.time() < deadline:
+            clips = max(1, cfg.codec_batch // cfg.model.num_frames)
+            video, _ = sample_batch(self.rng, cfg, clips)
+            z = self.codec.encode_latent(video)
+            rec = self.codec.decode_latent(z)
+            # L1 keeps edges crisp; the small latent penalty keeps the latent scale tame.
+            loss = F.l1_loss(rec, video) + F.mse_loss(rec, video) + 1e-4 * z.pow(2).mean()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            lr = cfg.codec_lr * 0.5 * (1 + math.cos(math.pi * self.codec_step / cfg.codec_steps))
+            for g in opt.param_groups:
+                g["lr"] = lr
+            opt.step()
+            self.codec_step += 1
+            if self.codec_step % cfg.log_every == 0:
+                print(f"codec step {self.codec_step}/{cfg.codec_steps} loss {loss.item():.4f} "
+                      f"({(time.time() - t0) / cfg.log_every:.2f} s/step)", flush=True)
+                t0 = time.time()
+        self.codec.eval()
+        if self.codec_step >= cfg.codec_steps:
+            self._set_codec_stats()
+        self.save()
+
+    @torch.no_grad()
+    def _set_codec_stats(self) -> None:
+        rng = np.random.default_rng(12345)
+        video, _ = sample_batch(rng, self.cfg, 64)
+        z = self.codec.encode_latent(video)
+        mean = z.mean(dim=(0, 2, 3, 4))
+        std = z.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
+        self.codec.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+        err = (self.codec.decode_latent(z) - video).abs().mean().item() * 127.5
+        print(f"codec ready: mean abs reconstruction error {err:.2f}/255", flush=True)
+
+    # -- stage 2: diffusion -------------------------------------------------------------------
+    def _lr(self) -> float:
+        # Linear warm-up from the start of the run, or again from the resume point when the
+        # optimiser moments were not available.
+        k = self.step - self._warm_from
+        return self.cfg.lr * min(1.0, (k + 1) / self.cfg.warmup)
+
+    def diffusion_step(self) -> float:
+        cfg = self.cfg
+        video, captions = sample_batch(self.rng, cfg, cfg.batch)
+        drop = self.rng.random(len(captions)) < cfg.caption_dropout
+        captions = ["" if d else c for c, d in zip(captions, drop)]
+        with torch.no_grad():
+            x0 = self.codec.normalize(self.codec.encode_latent(video))
+        emb = encode_prompts(self.tokenizer, self.text_encoder, captions, cfg.model.max_sequence_length)
+        sigma = torch.sigmoid(torch.randn(x0.shape[0]) * cfg.t_std + cfg.t_mean)
+        noise = torch.randn_like(x0)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        xt = (1 - s) * x0 + s * noise
+        pred = self.transformer(xt, sigma * 1000, emb, return_dict=False)[0]
+        loss = F.mse_loss(pred, noise - x0)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self._trainable_params(), 1.0)
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr()
+        self.opt.step()
+        self.step += 1
+        with torch.no_grad():
+            decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
+            for k, v in self._trainable_state().items():
+                if v.dtype.is_floating_point:
+                    self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+                else:
+                    self.ema[k].copy_(v)
+        return loss.item()
+
+    def ema_pipeline(self):
+        """A copy of the pipeline carrying the EMA weights (for sampling and publishing)."""
+        pipe = copy.deepcopy(self.pipe)
+        pipe.transformer.load_state_dict({k[12:]: v for k, v in self.ema.items() if k.startswith("transformer.")})
+        pipe.text_encoder.load_state_dict({k[13:]: v for k, v in self.ema.items() if k.startswith("text_encoder.")})
+        pipe.transformer.eval()
+        pipe.text_encoder.eval()
+        return pipe
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Attribute and motion accuracy of EMA samples on fixed held-out full captions."""
+        from motionq.spriteworld import analyse, caption, parse_caption, sample_scene
+
+        pipe = self.ema_pipeline()
+        wcfg = world_config(self.cfg.model)
+        hits = {"colour": 0, "shape": 0, "motion": 0, "count": 0}
+        n = self.cfg.eval_samples
+        sheet = []
+        t0 = time.time()
+        for i in range(n):
+            rng = np.random.default_rng(10_000_000 + i)  # held out: training seeds never reach here
+            scene = sample_scene(rng, wcfg)
+            text = caption(scene, rng, detail="full", cfg=wcfg)
+            frames = sample_frames(pipe, text, seed=i, cfg=self.cfg.model)
+            asked = parse_caption(text)
+            found = analyse(frames)
+            if i < 8:
+                sheet.append((text, frames))
+            hits["count"] += int(len(found.characters) == len(asked))
+            want = asked[0]
+            tracks = found.characters
+            if tracks:
+                best = max(tracks, key=lambda tr: (tr.colour == want.get("colour")) + (tr.shape == want.get("shape")))
+                hits["colour"] += int(best.colour == want.get("colour"))
+                hits["shape"] += int(best.shape == want.get("shape"))
+                hits["motion"] += int(best.motion == want.get("motion"))
+        result = {k: v / n for k, v in hits.items()}
+        result.update(step=self.step, samples=n, seconds=round(time.time() - t0, 1))
+        self.eval_log.append(result)
+        save_sheet(sheet, self.out / "samples" / f"step_{self.step:06d}.png")
+        return result
+
+    # -- publish ------------------------------------------------------------------------------
+    def publish(self, folder: Path = WEIGHTS_DIR) -> Path:
+        """Save the EMA pipeline as a diffusers folder with safetensors weights."""
+        pipe = self.ema_pipeline()
+        tmp = folder.with_name(folder.name + ".tmp")
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        info = {"step": self.step, "codec_step": self.codec_step, "eval": self.eval_log[-1:] or None,
+                "config": _config_to_dict(self.cfg)}
+        (tmp / "training.json").write_text(json.dumps(info, indent=1))
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+        return folder
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def sample_frames(pipe, prompt: str, seed: int, cfg: AnimaticConfig, steps: int = 20,
+                  guidance: float = 4.0) -> np.ndarray:
+    """One clip from a pipeline as uint8 (F, H, W, 3)."""
+    g = torch.Generator().manual_seed(seed)
+    out = pipe(
+        prompt=prompt, negative_prompt="", height=cfg.height, width=cfg.width,
+        num_frames=pipeline_num_frames(pipe, cfg.num_frames), num_inference_steps=steps, guidance_scale=guidance,
+        generator=g, output_type="np", max_sequence_length=cfg.max_sequence_length,
+    ).frames[0]
+    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
+
+
+def pipeline_num_frames(pipe, frames: int) -> int:
+    """The `num_frames` to pass to WanPipeline so that it makes exactly `frames` frames.
+
+    WanPipeline rounds any count with `n % t != 1` to `n // t * t + 1`; with a temporal factor
+    t = 1 (our codec) every n becomes n + 1, so we ask for one fewer.
+    """
+    t = pipe.vae_scale_factor_temporal
+    if t == 1:
+        return frames - 1
+    if (frames - 1) % t:
+        raise ValueError(f"this model makes k*{t}+1 frames; {frames} is not one of them")
+    return frames
+
+
+def save_sheet(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 3) -> None:
+    """A contact sheet: one row of frames per sample, caption above (training monitor)."""
+    from PIL import Image, ImageDraw
+
+    if not rows:
+        return
+    f, h, w, _ = rows[0][1].shape
+    pad = 12
+    img = Image.new("RGB", (f * w * scale, len(rows) * (h * scale + pad)), (20, 20, 20))
+    draw = ImageDraw.Draw(img)
+    for r, (text, frames) in enumerate(rows):
+        y = r * (h * scale + pad)
+        draw.text((2, y), text[:80], fill=(230, 230, 230))
+        for i in range(f):
+            tile = Image.fromarray(frames[i]).resize((w * scale, h * scale), Image.NEAREST)
+            img.paste(tile, (i * w * scale, y + pad))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.png")
+    img.save(tmp)
+    os.replace(tmp, path)
+
+
+def _named_trainables(tr: Trainer):
+    for n, p in tr.transformer.named_parameters():
+        yield f"transformer.{n}", p
+    for n, p in tr.text_encoder.named_parameters():
+        yield f"text_encoder.{n}", p
+
+
+def _atomic_save(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _config_to_dict(cfg: TrainConfig) -> dict:
+    d = asdict(cfg)
+    return d
+
+
+def _config_from_dict(d: dict) -> TrainConfig:
+    d = dict(d)
+    model = AnimaticConfig(**d.pop("model"))
+    known = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(model=model, **{k: v for k, v in d.items() if k in known})
+
+
+def plot_loss(state_dir: Path, out_png: Path) -> Path:
+    """Loss curve (and eval accuracies) of a run as a PNG for the model card."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    state = json.loads((state_dir / "state.json").read_text())
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    if state["loss_log"]:
+        s, l = zip(*state["loss_log"])
+        ax[0].plot(s, l)
+        ax[0].set_yscale("log")
+    ax[0].set_xlabel("step")
+    ax[0].set_ylabel("flow-matching loss")
+    for key in ("colour", "shape", "motion", "count"):
+        pts = [(e["step"], e[key]) for e in state["eval_log"]]
+        if pts:
+            ax[1].plot(*zip(*pts), marker="o", label=key)
+    ax[1].set_xlabel("step")
+    ax[1].set_ylabel("accuracy (held-out, full captions)")
+    ax[1].legend()
+    fig.tight_layout()
+    out_png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_png, dpi=100)
+    return out_png
+
+
+def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 1,
+        cfg: TrainConfig | None = None) -> Trainer:
+    """Train for a chunk of `minutes` (or until `max_steps`), checkpointing as it goes."""
+    torch.set_num_threads(threads)
+    deadline = time.time() + minutes * 60
+    tr = Trainer(out, cfg)
+    print(f"run {out}: step {tr.step}, codec step {tr.codec_step}"
+          + (" (optimiser state absent: warming up again)" if tr.resumed_without_optimizer else ""),
+          flush=True)
+    tr.train_codec(deadline)
+    if tr.codec_step < tr.cfg.codec_steps:
+        return tr
+    tr.transformer.train()
+    tr.text_encoder.train()
+    losses: list[float] = []
+    t0 = time.time()
+    while time.time() < deadline and (max_steps is None or tr.step < max_steps):
+        losses.append(tr.diffusion_step())
+        if tr.step % tr.cfg.log_every == 0:
+            dt = (time.time() - t0) / len(losses)
+            tr.loss_log.append([tr.step, float(np.mean(losses))])
+            print(f"step {tr.step} loss {np.mean(losses):.4f} lr {tr._lr():.2e} ({dt:.2f} s/step)", flush=True)
+            losses, t0 = [], time.time()
+        if tr.step % tr.cfg.checkpoint_every == 0:
+            tr.save()
+        if tr.step % tr.cfg.eval_every == 0:
+            print(f"eval {json.dumps(tr.evaluate())}", flush=True)
+            tr.transformer.train()
+            tr.text_encoder.train()
+            t0 = time.time()
+    tr.save()
+    return tr
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="motionq train", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("checkpoints/animatic"))
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--publish", action="store_true", help="write the EMA weights into the package")
+    ap.add_argument("--publish-to", type=Path, default=WEIGHTS_DIR)
+    ap.add_argument("--eval", action="store_true", help="evaluate the current EMA weights and exit")
+    ap.add_argument("--plot", type=Path, default=None, help="write the loss curve PNG and exit")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.plot:
+        print(plot_loss(args.out, args.plot))
+        return
+    if args.publish or args.eval:
+        tr = Trainer(args.out)
+        if args.eval:
+            print(json.dumps(tr.evaluate()))
+            tr.save()
+        if args.publish:
+            print(f"published step {tr.step} to {tr.publish(args.publish_to)}")
+        return
+    run(args.out, args.minutes, args.max_steps, args.threads)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The render cache: `.storyboard/` beside the storyboard, one entry per shot cache key.
+
+An entry is a folder `shots/<key>/` holding `frames.npy` (uint8, F x H x W x 3), optional extra
+arrays (subject masks) and `meta.json`. It is built in a temporary folder and renamed into place
+in one step, so a render killed at any moment (even kill -9) leaves either a whole entry or
+none; leftovers of interrupted writes are swept on the next open.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+CACHE_DIRNAME = ".storyboard"
+_TMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A finished shot: its frames, metadata and any extra arrays (e.g. `masks`)."""
+
+    key: str
+    path: Path
+    meta: dict
+
+    @property
+    def frames(self) -> np.ndarray:
+        return np.load(self.path / "frames.npy", allow_pickle=False)
+
+    def extra(self, name: str) -> np.ndarray | None:
+        p = self.path / f"{name}.npy"
+        return np.load(p, allow_pickle=False) if p.is_file() else None
+
+
+class RenderCache:
+    """Content-addressed store of rendered shots under `root` (usually `<film dir>/.storyboard`)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.shots = self.root / "shots"
+        self.shots.mkdir(parents=True, exist_ok=True)
+        self.sweep()
+
+    @classmethod
+    def beside(cls, storyboard_path: Path) -> "RenderCache":
+        """The cache that belongs to a storyboard file."""
+        return cls(Path(storyboard_path).resolve().parent / CACHE_DIRNAME)
+
+    def sweep(self) -> None:
+        """Remove half-written entries left by an interrupted render."""
+        for p in self.shots.glob(f"{_TMP_PREFIX}*"):
+            shutil.rmtree(p, ignore_errors=True)
+
+    def _entry_dir(self, key: str) -> Path:
+        if not key or any(c in key for c in "/\\.") :
+            raise ValueError(f"invalid cache key {key!r}")
+        return self.shots / key
+
+    def has(self, key: str) -> bool:
+        return (self._entry_dir(key) / "meta.json").is_file()
+
+    def get(self, key: str) -> CacheEntry | None:
+        d = self._entry_dir(key)
+        try:
+            meta = json.loads((d / "meta.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        return CacheEntry(key, d, meta)
+
+    def put(self, key: str, frames: np.ndarray, meta: dict,
+            extras: dict[str, np.ndarray] | None = None) -> CacheEntry:
+        """Store a finished shot atomically; returns the entry."""
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        if frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be (F, H, W, 3) uint8, got {frames.shape}")
+        final = self._entry_dir(key)
+        tmp = self.shots / f"{_TMP_PREFIX}{key}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp.mkdir(parents=True)
+        try:
+            np.save(tmp / "frames.npy", frames, allow_pickle=False)
+            for name, arr in (extras or {}).items():
+                np.save(tmp / f"{name}.npy", np.asarray(arr), allow_pickle=False)
+            meta = dict(meta, key=key, frames_shape=list(frames.shape), created=time.time())
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
+            for p in tmp.iterdir():
+                _fsync(p)
+            if final.exists():  # --force re-render: replace the old entry
+                shutil.rmtree(final)
+            os.rename(tmp, final)
+            _fsync(self.shots)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return CacheEntry(key, final, meta)
+
+    def keys(self) -> list[str]:
+        return sorted(p.name for p in self.shots.iterdir() if not p.name.startswith(_TMP_PREFIX))
+
+
+def _fsync(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

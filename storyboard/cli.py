@@ -1,0 +1,254 @@
+"""`storyboard ...`: the command line of the authoring tool.
+
+Every command follows the same one-way flow: load (validate) -> plan -> render (cached) ->
+assemble/export. User mistakes end in one line per problem on stderr and exit status 2, never
+a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Write a film as a storyboard (TOML or YAML), render it with a text-to-video model, "
+         "keep characters consistent across shots, and export the edit.",
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _load(path: Path, allow_outside: bool):
+    from storyboard.load import load_storyboard
+
+    return load_storyboard(path, allow_outside=allow_outside)
+
+
+def _plan(sb):
+    from storyboard.plan import build_plan
+
+    return build_plan(sb)
+
+
+def _outputs(sb, output: Path | None) -> dict[str, Path]:
+    film = Path(output) if output else Path(sb.path).with_suffix(".mp4")
+    stem = film.with_suffix("")
+    return {
+        "mp4": film,
+        "otio": stem.with_suffix(".otio"),
+        "png": stem.parent / f"{stem.name}.sheet.png",
+        "shots": stem.parent / f"{stem.name}_shots",
+    }
+
+
+@app.command()
+def new(file: Path = typer.Argument(..., help="Storyboard to create (.toml, .yaml or .yml)"),
+        force: bool = typer.Option(False, "--force", help="Overwrite an existing file")) -> None:
+    """Write a commented starter storyboard."""
+    from storyboard.load import dump_starter
+
+    if file.exists() and not force:
+        raise UserError(f"{file}: already exists (use --force to overwrite)")
+    dump_starter(file)
+    out.print(f"wrote {file}; next: storyboard render {file}")
+
+
+@app.command()
+def validate(files: list[Path] = typer.Argument(..., help="Storyboard files"),
+             allow_outside: bool = typer.Option(False, "--allow-outside",
+                                                help="Allow paths outside the storyboard's folder")) -> None:
+    """Check storyboards; prints FILE:LINE: field: problem for every problem found."""
+    from storyboard.load import validate_file
+
+    bad = 0
+    for f in files:
+        problems = validate_file(f, allow_outside=allow_outside)
+        for p in problems:
+            err.print(str(p), markup=False)
+        if problems:
+            bad += 1
+        else:
+            out.print(f"{f}: ok")
+    if bad:
+        raise typer.Exit(2)
+
+
+@app.command()
+def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON"),
+         allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+    """Show the plan: shots, frames, consistency groups, anchors, cache keys and status."""
+    from storyboard.cache import RenderCache
+
+    sb = _load(file, allow_outside)
+    p = _plan(sb)
+    cache = RenderCache.beside(sb.path)
+    if as_json:
+        data = p.to_json()
+        for s in data["shots"]:
+            s["status"] = "cached" if cache.has(s["key"]) else "stale"
+        print(json.dumps(data, indent=2))
+        return
+    t = Table(title=f"{p.title} — {p.duration:.2f} s at {p.fps} fps, model {p.model}, "
+                    f"consistency {p.consistency.variant}")
+    for col in ("#", "shot", "frames", "seed", "group", "characters", "prompt", "key", "status"):
+        t.add_column(col, overflow="fold")
+    for s in p.shots:
+        group = p.group_of(s.shot_id)
+        gtxt = f"{s.group} ({group.mode}{', anchor' if s.anchor else ''})"
+        t.add_row(str(s.index + 1), s.shot_id, str(s.request.num_frames), str(s.request.seed), gtxt,
+                  ", ".join(s.request.characters), s.request.prompt, s.key[:10],
+                  "cached" if cache.has(s.key) else "stale")
+    out.print(t)
+
+
+@app.command()
+def render(
+    file: Path,
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Film to write (default: FILE.mp4)"),
+    shots: Optional[str] = typer.Option(None, "--shots", help="Comma-separated shot ids to render"),
+    force: bool = typer.Option(False, "--force", help="Re-render even if cached"),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report of the render"),
+    allow_outside: bool = typer.Option(False, "--allow-outside"),
+    no_assemble: bool = typer.Option(False, "--no-assemble", help="Render shots only, no edit"),
+) -> None:
+    """Render the shots that are not cached, then assemble the film and its exports."""
+    from motionq.backbones import load_backbone
+    from storyboard.cache import RenderCache
+    from storyboard.progress import RichListener
+    from storyboard.render import RenderJob
+
+    sb = _load(file, allow_outside)
+    p = _plan(sb)
+    cache = RenderCache.beside(sb.path)
+    ids = [s.strip() for s in shots.split(",") if s.strip()] if shots else None
+    if ids:
+        unknown = [i for i in ids if i not in {s.shot_id for s in p.shots}]
+        if unknown:
+            raise UserError(f"{file}: --shots: unknown shot id(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(s.shot_id for s in p.shots)})")
+    with RichListener(p, err) as listener:
+        job = RenderJob(p, cache, lambda: load_backbone(p.model), shots=ids, force=force, listener=listener)
+        results = job.run()
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        err.print(f"{file}: shot {r.shot_id}: render failed: {r.error}", markup=False)
+    written: dict[str, str] = {}
+    if not failed and not no_assemble:
+        written = {k: str(v) for k, v in export_all(sb, p, cache, _outputs(sb, output)).items()}
+        out.print(f"wrote {written['mp4']} ({p.duration:.2f} s), {written['otio']}, {written['png']}")
+    if report:
+        from storyboard.atomic import atomic_write_text
+
+        atomic_write_text(report, json.dumps({
+            "storyboard": str(sb.path), "model": p.model, "duration": p.duration,
+            "shots": [r.to_json() for r in results], "outputs": written,
+        }, indent=2))
+    if failed:
+        raise typer.Exit(1)
+
+
+def export_all(sb, p, cache, paths: dict[str, Path], formats=("mp4", "otio", "png")) -> dict[str, Path]:
+    """Write the film, per-shot clips, the timeline and the contact sheet from the cache."""
+    from storyboard.assemble import assemble
+    from storyboard.export import contact_sheet, write_otio, write_shot_clips
+
+    clips, spec = shot_clips(p, cache)
+    written: dict[str, Path] = {}
+    if "mp4" in formats:
+        written["mp4"] = assemble(clips, spec, paths["mp4"])
+    if "otio" in formats:
+        clip_paths = write_shot_clips(clips, spec, paths["shots"])
+        written["otio"] = write_otio(clips, spec, clip_paths, paths["otio"])
+    if "png" in formats:
+        masks = {s.shot_id: m for s in p.shots if (m := cache.get(s.key).extra("masks")) is not None}
+        written["png"] = contact_sheet(clips, paths["png"], masks=masks or None)
+    return written
+
+
+def shot_clips(p, cache):
+    """The plan's shots as assembly inputs, read from the cache (all must be rendered)."""
+    from storyboard.assemble import EditSpec, ShotClip
+
+    missing = [s.shot_id for s in p.shots if not cache.has(s.key)]
+    if missing:
+        raise UserError(f"{p.storyboard}: not rendered yet: {', '.join(missing)} "
+                        f"(run: storyboard render {p.storyboard})")
+    clips = [
+        ShotClip(shot_id=s.shot_id, frames=cache.get(s.key).frames, duration=s.duration,
+                 transition=s.transition, transition_duration=s.transition_duration,
+                 label=s.request.prompt)
+        for s in p.shots
+    ]
+    return clips, EditSpec(fps=p.fps, size=tuple(p.size), title=p.title)
+
+
+@app.command()
+def export(file: Path,
+           fmt: str = typer.Option("mp4", "--format", help="mp4 | otio | png"),
+           output: Optional[Path] = typer.Option(None, "-o", "--output"),
+           allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+    """Write one export again from the cache (no rendering)."""
+    from storyboard.cache import RenderCache
+
+    if fmt not in ("mp4", "otio", "png"):
+        raise UserError(f"--format: unknown format '{fmt}' (allowed: mp4, otio, png)")
+    sb = _load(file, allow_outside)
+    p = _plan(sb)
+    paths = _outputs(sb, None)
+    if output:
+        paths[fmt] = output
+    written = export_all(sb, p, RenderCache.beside(sb.path), paths, formats=(fmt,))
+    out.print(f"wrote {written[fmt]}")
+
+
+@app.command()
+def edit(file: Path, allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+    """Open the terminal studio (creates the file from the starter template if missing)."""
+    from storyboard.tui.app import run_app
+
+    run_app(file, allow_outside=allow_outside)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line and exit status 2."""
+    from motionq.backbones import BackboneError
+    from storyboard.errors import StoryboardError
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except StoryboardError as e:
+        for p in e.problems:
+            err.print(str(p), markup=False)
+        sys.exit(2)
+    except (UserError, BackboneError) as e:
+        err.print(f"error: {e}", markup=False)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted: finished shots are kept in the cache; run again to resume")
+        sys.exit(130)
+    except Exception as e:  # click usage errors and the like
+        import click
+
+        if isinstance(e, click.exceptions.ClickException):
+            e.show()
+            sys.exit(2)
+        if isinstance(e, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()
