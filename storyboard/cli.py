@@ -21,8 +21,8 @@ app = typer.Typer(
     help="Write a film as a storyboard (TOML or YAML), render it with a text-to-video model, "
          "keep characters consistent across shots, and export the edit.",
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 class UserError(Exception):
@@ -226,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
     from storyboard.errors import StoryboardError
 
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
+        # standalone_mode=False makes click return the code of typer.Exit instead of exiting.
+        sys.exit(rc if isinstance(rc, int) else 0)
     except StoryboardError as e:
         for p in e.problems:
             err.print(str(p), markup=False)

@@ -57,7 +57,10 @@ def model_fingerprint(name_or_path: str) -> str:
     """Hash of a model's weights and configs (for cache keys); loads no model."""
     from motionq.backbones.fingerprint import folder_fingerprint
 
-    return folder_fingerprint(model_folder(name_or_path))
+    folder = model_folder(name_or_path)
+    if not (folder / "model_index.json").is_file():
+        raise BackboneError(f"model '{name_or_path}': no model_index.json in {folder}")
+    return folder_fingerprint(folder)
 
 
 def load_backbone(name_or_path: str, **options) -> Backbone:

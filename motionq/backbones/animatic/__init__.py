@@ -1,6 +1,12 @@
 """The built-in "animatic" model: a small Wan-architecture text-to-video model trained on the
 procedural sprite world (see docs/model-card.md)."""
 
-from motionq.backbones.animatic.build import WEIGHTS_DIR, AnimaticConfig, build_pipeline, load_animatic
+from motionq.backbones.animatic.build import (
+    WEIGHTS_DIR,
+    AnimaticConfig,
+    build_pipeline,
+    load_animatic,
+    model_folder,
+)
 
-__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic"]
+__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "model_folder"]
