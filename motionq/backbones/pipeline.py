@@ -15,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 
 import contextlib
 import hashlib
+import importlib
 import json
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, Mapping
@@ -31,10 +32,8 @@ _DTYPES = {
     "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
 }
 
-#: What to tell a user whose folder is missing files, by pipeline class.
-DOWNLOAD_HINTS = {
-    "WanPipeline": "huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers --local-dir {dir}",
-}
+#: How to get Wan 2.1 T2V 1.3B in diffusers layout (on a machine with hub access).
+WAN21_DOWNLOAD = "huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers --local-dir {dir}"
 
 
 def cache_dir() -> Path:
@@ -89,10 +88,11 @@ def _component_missing(folder: Path, name: str) -> list[str]:
     return missing
 
 
-def check_folder(path: str | os.PathLike) -> dict[str, Any]:
+def check_folder(path: str | os.PathLike, hint: str | None = None) -> dict[str, Any]:
     """Check that a diffusers-layout folder is complete; return its model_index.json.
 
-    Raises `BackboneError` listing every missing file and how to get the model.
+    Raises `BackboneError` listing every missing file and how to get the model (`hint`, or a
+    generic text naming the Wan 2.1 download).
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -101,7 +101,7 @@ def check_folder(path: str | os.PathLike) -> dict[str, Any]:
     if not index_file.exists():
         raise BackboneError(
             f"{folder} is not a model folder in diffusers layout: model_index.json is missing. "
-            + _hint("WanPipeline", folder)
+            + _hint(folder, hint)
         )
     try:
         index = json.loads(index_file.read_text())
@@ -115,16 +115,16 @@ def check_folder(path: str | os.PathLike) -> dict[str, Any]:
     if missing:
         raise BackboneError(
             f"model folder {folder} is incomplete; missing: {', '.join(missing)}. "
-            + _hint(index.get("_class_name", ""), folder)
+            + _hint(folder, hint)
         )
     return index
 
 
-def _hint(pipeline_class: str, folder: Path) -> str:
-    cmd = DOWNLOAD_HINTS.get(pipeline_class)
-    if cmd:
-        return f"Get it on a machine with hub access with `{cmd.format(dir=folder)}` and copy the folder here."
-    return "Copy the complete model folder (diffusers layout) here."
+def _hint(folder: Path, hint: str | None) -> str:
+    if hint:
+        return hint
+    return ("Copy the complete model folder (diffusers layout) here; for Wan 2.1 T2V 1.3B, get it "
+            f"on a machine with hub access with `{WAN21_DOWNLOAD.format(dir=folder)}`.")
 
 
 def fingerprint_modules(pipe) -> str:
@@ -136,14 +136,15 @@ def fingerprint_modules(pipe) -> str:
         h.update(name.encode())
         cfg = getattr(comp, "config", None)
         if cfg is not None:
-            h.update(json.dumps(dict(cfg), sort_keys=True, default=str).encode())
+            data = cfg.to_dict() if hasattr(cfg, "to_dict") else dict(cfg)
+            h.update(json.dumps(data, sort_keys=True, default=str).encode())
         if isinstance(comp, torch.nn.Module):
             for k, v in sorted(comp.state_dict().items()):
                 h.update(k.encode())
                 h.update(v.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
         elif hasattr(comp, "get_vocab"):
             h.update(json.dumps(sorted(comp.get_vocab().items())).encode())
-    return h.hexdigest()
+    return h.hexdigest()[:16]  # same length as folder_fingerprint
 
 
 # ---------------------------------------------------------------------------------------------
@@ -339,6 +340,7 @@ def load_pipeline_folder(
     native_size: tuple[int, int] | None = None,
     max_sequence_length: int | None = None,
     default_frames: int | None = None,
+    hint: str | None = None,
 ) -> PipelineBackbone:
     """Load a WanPipeline from a local diffusers-layout folder, offline, as a backbone.
 
@@ -348,10 +350,11 @@ def load_pipeline_folder(
         `enable_model_cpu_offload()` (components move to the GPU only while they run).
     vae_tiling: decode in spatial tiles (less memory at large sizes).
     max_sequence_length: text tokens (Wan: 512; small models 16-32).
+    hint: how to get the model, added to the error when the folder is incomplete.
     Raises `BackboneError` naming what is missing when the folder is incomplete.
     """
     folder = Path(path).expanduser()
-    index = check_folder(folder)
+    index = check_folder(folder, hint)
     if index.get("_class_name") not in (None, "WanPipeline"):
         raise BackboneError(f"{folder}: a {index.get('_class_name')} folder; motionq runs WanPipeline models")
     side = read_sidecar(folder)
@@ -359,6 +362,15 @@ def load_pipeline_folder(
     torch_dtype = resolve_dtype(dtype, dev)
     from diffusers import WanPipeline
 
+    # Components whose class lives in motionq (the built-in model's codec) load once their
+    # module is imported; diffusers never imports a module a folder names. Only our own package
+    # is imported this way: code from anywhere else is not run (no trust_remote_code).
+    for spec in index.values():
+        if isinstance(spec, list) and spec and isinstance(spec[0], str) and spec[0].startswith("motionq."):
+            try:
+                importlib.import_module(spec[0])
+            except ImportError as exc:
+                raise BackboneError(f"{folder}: component module {spec[0]} is not in this install ({exc})") from None
     try:
         with _quiet_loading():
             # VAE in fp32 whatever the rest (as Wan's reference code runs it)

@@ -59,6 +59,7 @@ def load_wan21(
     folder = model_folder(path)
     from motionq.backbones.pipeline import load_pipeline_folder
 
+    options.setdefault("hint", f"Get Wan 2.1 with {_how().replace('DIR', str(folder))} and copy it there.")
     options.setdefault("name", "wan2.1")
     options.setdefault("native_size", NATIVE_SIZE)
     options.setdefault("max_sequence_length", 512)
