@@ -178,6 +178,17 @@ def models() -> None:
     typer.echo("or a path to a local model folder in diffusers layout")
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def train(ctx: typer.Context) -> None:
+    """Train the built-in animatic model (resumable chunks); `motionq train --help` for options."""
+    from motionq.train import main as train_main
+
+    train_main(list(ctx.args))
+
+
 def main() -> None:
     """Entry point of the `motionq` script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -1,0 +1,177 @@
+"""The `storyboard` command end to end on the tiny test model, as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+BROKEN = Path(__file__).resolve().parent / "broken"
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "storyboard.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def tiny_copy(tmp_path: Path, name: str = "chase.toml", steps: int = 4) -> Path:
+    """An example switched to the tiny model and few steps (fast), in its own folder."""
+    src = EXAMPLES / name
+    dst = tmp_path / name
+    text = src.read_text()
+    if name.endswith(".toml"):
+        text = text.replace('model = "animatic"', 'model = "tiny"')
+        text = re.sub(r"^steps = \d+", f"steps = {steps}", text, flags=re.M)
+    else:
+        text = text.replace("model: animatic", "model: tiny")
+        text = re.sub(r"^(\s*)steps: \d+", rf"\g<1>steps: {steps}", text, flags=re.M)
+    dst.write_text(text)
+    if (EXAMPLES / "clips").is_dir() and not (tmp_path / "clips").exists():
+        shutil.copytree(EXAMPLES / "clips", tmp_path / "clips")
+    return dst
+
+
+def test_validate_broken_files_exit_2_one_line_each():
+    files = sorted(str(p) for p in BROKEN.iterdir() if p.suffix in (".toml", ".yaml", ".yml"))
+    assert files
+    r = run_cli("validate", *files)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) >= len(files)
+    for line in lines:
+        assert re.match(r"^.+\.(toml|ya?ml):\d+: \S+: .+", line), line
+
+
+def test_validate_examples_pass():
+    r = run_cli("validate", *map(str, sorted(EXAMPLES.glob("*.toml")) + sorted(EXAMPLES.glob("*.yaml"))))
+    assert r.returncode == 0, r.stderr
+
+
+def test_render_assemble_cache_and_exports(tmp_path):
+    import opentimelineio as otio
+
+    from storyboard.export import probe_video
+    from storyboard.load import load_storyboard
+    from storyboard.plan import build_plan
+
+    film = tiny_copy(tmp_path)
+    out = tmp_path / "out" / "film.mp4"
+    r = run_cli("render", str(film), "-o", str(out), "--report", str(tmp_path / "r1.json"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r1.json").read_text())
+    assert {s["status"] for s in report["shots"]} == {"rendered"}
+    assert all(set(s) >= {"id", "status", "seconds"} for s in report["shots"])
+
+    plan = build_plan(load_storyboard(film))
+    info = probe_video(out)
+    assert info.codec == "h264" and info.pix_fmt == "yuv420p"
+    assert (info.width, info.height) == tuple(plan.size)
+    assert abs(info.duration - plan.duration) <= 1.0 / plan.fps + 1e-6
+
+    timeline = otio.adapters.read_from_file(str(out.with_suffix(".otio")))
+    clips = list(timeline.find_clips())
+    assert [c.name for c in clips] == [s.shot_id for s in plan.shots]
+    assert abs(timeline.duration().to_seconds() - plan.duration) <= 1.0 / plan.fps + 1e-6
+    assert (out.parent / "film.sheet.png").is_file()
+
+    r = run_cli("render", str(film), "-o", str(out), "--report", str(tmp_path / "r2.json"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert {s["status"] for s in report["shots"]} == {"cached"}
+
+    # Edit one shot: only that one renders again.
+    film.write_text(film.read_text().replace("{hero} bounces", "{hero} moves left"))
+    r = run_cli("render", str(film), "-o", str(out), "--report", str(tmp_path / "r3.json"))
+    assert r.returncode == 0, r.stderr
+    status = {s["id"]: s["status"] for s in json.loads((tmp_path / "r3.json").read_text())["shots"]}
+    assert status.pop("safe") == "rendered" and set(status.values()) == {"cached"}
+
+    # Exports again from the cache alone.
+    (out.with_suffix(".otio")).unlink()
+    r = run_cli("export", str(film), "--format", "otio", "-o", str(out.with_suffix(".otio")))
+    assert r.returncode == 0, r.stderr
+    assert out.with_suffix(".otio").is_file()
+
+
+def test_toml_and_yaml_render_identical_frames(tmp_path):
+    from storyboard.cache import RenderCache
+    from storyboard.load import load_storyboard
+    from storyboard.plan import build_plan
+
+    frames = {}
+    for name in ("chase.toml", "chase.yaml"):
+        folder = tmp_path / name.replace(".", "_")
+        folder.mkdir()
+        film = tiny_copy(folder, name)
+        r = run_cli("render", str(film), "--no-assemble")
+        assert r.returncode == 0, r.stderr
+        plan = build_plan(load_storyboard(film))
+        cache = RenderCache.beside(film)
+        frames[name] = [cache.get(s.key).frames for s in plan.shots]
+    for a, b in zip(frames["chase.toml"], frames["chase.yaml"]):
+        assert np.array_equal(a, b)
+
+
+def test_kill_9_then_resume(tmp_path):
+    film = tiny_copy(tmp_path, steps=150)  # slow enough to be killed mid-way
+    cache_dir = tmp_path / ".storyboard" / "shots"
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "storyboard.cli", "render", str(film), "--no-assemble"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    done: list[str] = []
+    while time.time() < deadline and proc.poll() is None:
+        if cache_dir.is_dir():
+            done = [p.name for p in cache_dir.iterdir() if not p.name.startswith(".")]
+            if done:
+                break
+        time.sleep(0.02)
+    assert proc.poll() is None, "render finished before it could be killed; raise the steps"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name for p in cache_dir.iterdir() if not p.name.startswith(".")}
+    assert finished, "no shot finished before the kill"
+
+    r = run_cli("render", str(film), "--no-assemble", "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    report = json.loads((tmp_path / "r.json").read_text())
+    by_key = {s["key"]: s["status"] for s in report["shots"]}
+    assert all(by_key[k] == "cached" for k in finished)
+    assert "rendered" in by_key.values()
+    # Leftovers of the interrupted write are gone and every entry is whole.
+    assert not [p for p in cache_dir.iterdir() if p.name.startswith(".")]
+    for p in cache_dir.iterdir():
+        assert (p / "meta.json").is_file() and (p / "frames.npy").is_file()
+
+
+def test_unknown_shot_and_missing_file_are_one_line_errors(tmp_path):
+    film = tiny_copy(tmp_path)
+    r = run_cli("render", str(film), "--shots", "nope")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "nope" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run_cli("render", str(tmp_path / "missing.toml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "missing.toml" in r.stderr
+
+
+def test_new_writes_a_valid_starter(tmp_path):
+    for name in ("film.toml", "film.yaml"):
+        r = run_cli("new", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+        r = run_cli("validate", str(tmp_path / name))
+        assert r.returncode == 0, r.stderr
+    r = run_cli("new", str(tmp_path / "film.toml"))
+    assert r.returncode == 2
