@@ -101,14 +101,15 @@ def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print t
         return
     t = Table(title=f"{p.title} — {p.duration:.2f} s at {p.fps} fps, model {p.model}, "
                     f"consistency {p.consistency.variant}")
-    for col in ("#", "shot", "frames", "seed", "group", "characters", "prompt", "key", "status"):
-        t.add_column(col, overflow="fold")
+    for col in ("#", "shot", "frames", "seed", "group", "characters", "key", "status"):
+        t.add_column(col, no_wrap=True)
+    t.add_column("prompt", overflow="fold", ratio=1)
     for s in p.shots:
         group = p.group_of(s.shot_id)
         gtxt = f"{s.group} ({group.mode}{', anchor' if s.anchor else ''})"
         t.add_row(str(s.index + 1), s.shot_id, str(s.request.num_frames), str(s.request.seed), gtxt,
-                  ", ".join(s.request.characters), s.request.prompt, s.key[:10],
-                  "cached" if cache.has(s.key) else "stale")
+                  ", ".join(s.request.characters), s.key[:10],
+                  "cached" if cache.has(s.key) else "stale", s.request.prompt)
     out.print(t)
 
 

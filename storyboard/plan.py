@@ -57,11 +57,15 @@ class PlannedGroup:
     shot_ids: tuple[str, ...]
     characters: tuple[str, ...]
     anchors: tuple[str, ...]  # empty: all shots render jointly (or independently for vanilla)
+    coupled: bool = True  # False: the variant renders every shot on its own (vanilla)
 
     @property
     def mode(self) -> str:
+        """single, independent (vanilla), joint, or anchors."""
         if len(self.shot_ids) == 1:
             return "single"
+        if not self.coupled:
+            return "independent"
         return "anchors" if self.anchors else "joint"
 
 
@@ -263,6 +267,7 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
             shot_ids=tuple(requests[i].shot_id for i in members),
             characters=tuple(dict.fromkeys(c for i in members for c in chars_of[i])),
             anchors=tuple(requests[i].shot_id for i in anchors),
+            coupled=coupled,
         ))
     return Plan(
         storyboard=Path(sb.path), model=film.model, model_fingerprint=fp,
