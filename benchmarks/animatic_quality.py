@@ -36,7 +36,7 @@ from motionq.backbones.animatic import AnimaticConfig  # noqa: E402
 from motionq.spriteworld import (  # noqa: E402
     MOTIONS, WorldConfig, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
 )
-from motionq.train import pipeline_num_frames  # noqa: E402
+from motionq.train import pipeline_num_frames, world_config  # noqa: E402
 
 HELD_OUT = 1_000_000_000
 
@@ -79,7 +79,7 @@ def main() -> None:
     pipe = backbone.pipe
     pipe.set_progress_bar_config(disable=True)
     cfg = AnimaticConfig()
-    wcfg = WorldConfig(height=cfg.height, width=cfg.width, num_frames=cfg.num_frames)
+    wcfg = world_config(cfg)  # the world the model was trained on
 
     hits = {"colour": 0, "shape": 0, "motion": 0}
     asked_total = 0

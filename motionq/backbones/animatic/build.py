@@ -37,6 +37,10 @@ class AnimaticConfig:
     text_layers: int = 2
     max_sequence_length: int = 16
     flow_shift: float = 2.0
+    # The sprite world also has "cross"; the 8x8x8 codec cannot carry a 9 px cross (it decodes
+    # it as a 4-pointed star, read as a diamond: 0/11 crosses kept in a round-trip check), so
+    # the built-in model is trained on the four shapes it can draw.
+    shapes: tuple[str, ...] = ("circle", "square", "triangle", "diamond")
 
     def to_dict(self) -> dict:
         return asdict(self)
