@@ -189,6 +189,17 @@ def train(ctx: typer.Context) -> None:
     train_main(list(ctx.args))
 
 
+def _register_eval() -> None:
+    """`motionq eval ...`: the evaluation (motionq.evaluation; heavy imports stay inside its
+    commands, so registering it costs only that module's import)."""
+    from motionq.evaluation import eval_app
+
+    app.add_typer(eval_app, name="eval")
+
+
+_register_eval()
+
+
 def main() -> None:
     """Entry point of the `motionq` script."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

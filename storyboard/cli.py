@@ -41,7 +41,8 @@ def _plan(sb):
     return build_plan(sb)
 
 
-def _outputs(sb, output: Path | None) -> dict[str, Path]:
+def outputs_for(sb, output: Path | None) -> dict[str, Path]:
+    """Where a render writes: the film (default: beside the storyboard), timeline, sheet, clips."""
     film = Path(output) if output else Path(sb.path).with_suffix(".mp4")
     stem = film.with_suffix("")
     return {
@@ -146,7 +147,7 @@ def render(
         err.print(f"{file}: shot {r.shot_id}: render failed: {r.error}", markup=False)
     written: dict[str, str] = {}
     if not failed and not no_assemble:
-        written = {k: str(v) for k, v in export_all(sb, p, cache, _outputs(sb, output)).items()}
+        written = {k: str(v) for k, v in export_all(sb, p, cache, outputs_for(sb, output)).items()}
         out.print(f"wrote {written['mp4']} ({p.duration:.2f} s), {written['otio']}, {written['png']}")
     if report:
         from storyboard.atomic import atomic_write_text
@@ -206,7 +207,7 @@ def export(file: Path,
         raise UserError(f"--format: unknown format '{fmt}' (allowed: mp4, otio, png)")
     sb = _load(file, allow_outside)
     p = _plan(sb)
-    paths = _outputs(sb, None)
+    paths = outputs_for(sb, None)
     if output:
         paths[fmt] = output
     written = export_all(sb, p, RenderCache.beside(sb.path), paths, formats=(fmt,))

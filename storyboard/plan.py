@@ -206,7 +206,8 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
     sb = storyboard
     film = sb.film
     consistency = sb.to_consistency_config()
-    fp = model_fingerprint or fingerprint_of(film.model)
+    model = sb.resolved_model()  # a folder path is relative to the storyboard, not the cwd
+    fp = model_fingerprint or fingerprint_of(model)
 
     requests: list[ShotRequest] = []
     digests: list[str | None] = []
@@ -270,7 +271,7 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
             coupled=coupled,
         ))
     return Plan(
-        storyboard=Path(sb.path), model=film.model, model_fingerprint=fp,
+        storyboard=Path(sb.path), model=model, model_fingerprint=fp,
         consistency=consistency, fps=film.fps, size=tuple(film.size), title=film.title,
         shots=shots, groups=groups,
     )

@@ -145,6 +145,9 @@ class RenderJob:
             anchor_ids=tuple(s.shot_id for s in unit if s.anchor and len(unit) > len(targets)),
         )
         try:
+            if self._backbone is None:
+                # Importing torch and loading weights takes seconds: say so instead of "0%".
+                self.listener.step(Progress(ids, 0, 1, phase="loading model"))
             frames = self.backbone().render_group(request, on_progress)
         except RenderCancelled:
             raise

@@ -205,9 +205,9 @@ class StudioActions:
         if not studio.valid or studio.plan is None or studio.plan_generation != studio.generation:
             self.notify("Fix the problems (and wait for the plan) before exporting.", severity="error")
             return
-        from storyboard.cli import _outputs
+        from storyboard.cli import outputs_for
 
-        targets = {k: str(v) for k, v in _outputs(studio.board, None).items() if k in ("mp4", "otio", "png")}
+        targets = {k: str(v) for k, v in outputs_for(studio.board, None).items() if k in ("mp4", "otio", "png")}
 
         def done(choice: str | None) -> None:
             if choice is None:

@@ -122,11 +122,11 @@ def run_job(target: MessagePump, job: RenderJob) -> None:
 
 def run_export(target: MessagePump, storyboard, plan: Plan, formats: tuple[str, ...]) -> None:
     """Worker body: write exports from the cache exactly as `storyboard export` does."""
-    from storyboard.cli import UserError, _outputs, export_all
+    from storyboard.cli import UserError, outputs_for, export_all
 
     try:
         cache = RenderCache.beside(plan.storyboard)
-        written = export_all(storyboard, plan, cache, _outputs(storyboard, None), formats=formats)
+        written = export_all(storyboard, plan, cache, outputs_for(storyboard, None), formats=formats)
     except UserError as exc:
         target.post_message(ExportDone(error=str(exc)))
         return

@@ -102,5 +102,9 @@ def load_animatic(**options):
             "(they are committed to the repository; a checkout without them can make them with "
             "`motionq train` and `motionq train --publish`)"
         )
-    options.setdefault("max_sequence_length", AnimaticConfig().max_sequence_length)
+    cfg = AnimaticConfig()
+    options.setdefault("name", "animatic")
+    options.setdefault("native_size", (cfg.height, cfg.width))
+    options.setdefault("max_sequence_length", cfg.max_sequence_length)
+    options.setdefault("default_frames", cfg.num_frames)
     return load_pipeline_folder(WEIGHTS_DIR, **options)

@@ -1,0 +1,493 @@
+"""Metrics of the evaluation: identity consistency, motion adherence, motion diversity, dynamic
+degree, motion fidelity against a reference, identity leakage, and confidence intervals.
+
+Every metric is defined on plain arrays so it can be checked on synthetic clips with a known
+answer (tests/test_metrics.py). Sprite-world clips are read with the sprite analyser
+(`motionq.spriteworld.analyse`), which is exact on ground-truth renders; other clips are measured
+with OpenCV optical flow and point tracking.
+
+Definitions (see docs/results.md, "Metrics", for the same text with the reasons):
+
+- **identity consistency** of a group of shots of one character: the share of shot pairs whose
+  main character (`main_track`) has the same (shape, colour). A shot where no character is found
+  makes all its pairs count as inconsistent. In [0, 1].
+- **motion adherence**: the share of shots whose main character's motion class
+  (`motion_class` of its centroid path) equals the class the prompt asks for (`parse_caption`).
+  A shot without a character, or whose prompt names no motion, does not adhere. In [0, 1].
+- **motion diversity** of a group: the mean over shot pairs of the distance between their
+  normalised displacement paths ``D(t) = (c(t) - c(0)) / S`` (c: the main character's centroid,
+  S: the canvas side, min(H, W)); the distance of two paths is ``mean_t |D_i(t) - D_j(t)|``,
+  clipped to 1. Position does not count, only how the character moves: shots that all freeze
+  (D = 0) or all move the same way score 0. Shots without a character are left out. In [0, 1].
+- **dynamic degree**: the mean optical-flow magnitude (Farneback, on grey frames upscaled to at
+  least 128 px), in pixels per frame of the clip's own resolution.
+- **motion fidelity** to a reference clip: the vector correlation of the two mean-centred paths
+  ``r = sum_t <a_t - a_bar, b_t - b_bar> / sqrt(sum_t |a_t - a_bar|^2 sum_t |b_t - b_bar|^2)``,
+  in [-1, 1]: 1 for the same trajectory shape (any speed or position), -1 for the reverse, 0 for
+  unrelated or no motion. Paths are the analyser's centroids for sprite clips
+  (`path_correlation`) or the cumulative median displacement of tracked corner points for any
+  clip (`track_fidelity`). `flow_fidelity` is a second, flow-field measure: the
+  magnitude-weighted cosine similarity of the per-frame-pair mean flow vectors.
+- **identity leakage** (`identity_leakage`): the target shows the source's shape (or colour)
+  where the prompt asked for another one.
+- **confidence intervals** (`mean_ci`): percentile bootstrap (default) or normal/t, 95%.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "Estimate",
+    "ShotReading",
+    "displacement_path",
+    "dynamic_degree",
+    "flow_fidelity",
+    "identity_consistency",
+    "identity_leakage",
+    "main_track",
+    "mean_ci",
+    "mean_flow_path",
+    "motion_adherence",
+    "motion_diversity",
+    "optical_flow",
+    "path_correlation",
+    "prompt_motion",
+    "prompt_identity",
+    "read_shot",
+    "track_fidelity",
+    "tracked_path",
+    "trajectory_distance",
+]
+
+Identity = tuple[str, str]  # (shape, colour)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading shots with the sprite analyser
+# ---------------------------------------------------------------------------------------------
+
+
+def main_track(analysis):
+    """The character of a one-character shot: the most confident track (ties: largest area).
+
+    Generated clips sometimes show a second, spurious blob; the main track is the one the
+    metrics read. Returns None when the analyser found no character.
+    """
+    tracks = list(getattr(analysis, "characters", []) or [])
+    if not tracks:
+        return None
+    return max(tracks, key=lambda t: (float(t.confidence), float(t.area)))
+
+
+@dataclass(frozen=True)
+class ShotReading:
+    """What the analyser reads from one shot: its main character's identity, motion class and
+    centroid path (None / empty when no character was found), and the canvas side in pixels."""
+
+    identity: Identity | None
+    motion: str | None
+    direction: str | None
+    centroids: np.ndarray | None
+    canvas: float
+    tracks: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "identity": list(self.identity) if self.identity else None,
+            "motion": self.motion,
+            "direction": self.direction,
+            "tracks": self.tracks,
+        }
+
+
+def read_shot(frames: np.ndarray) -> ShotReading:
+    """Analyse a sprite-world clip (uint8 (F, H, W, 3)) and keep what the metrics need."""
+    from motionq.spriteworld import analyse
+
+    frames = np.asarray(frames)
+    canvas = float(min(frames.shape[1], frames.shape[2]))
+    analysis = analyse(frames)
+    tr = main_track(analysis)
+    if tr is None:
+        return ShotReading(None, None, None, None, canvas, 0)
+    return ShotReading(tr.identity, tr.motion, tr.direction, np.asarray(tr.centroids, dtype=np.float64),
+                       canvas, len(analysis.characters))
+
+
+def prompt_motion(prompt: str) -> str | None:
+    """The motion class a sprite-world prompt asks of its (first) character, or None."""
+    from motionq.spriteworld import parse_caption
+
+    chars = parse_caption(prompt)["characters"]
+    return chars[0]["motion"] if chars else None
+
+
+def prompt_identity(prompt: str) -> tuple[str | None, str | None]:
+    """(shape, colour) a sprite-world prompt asks of its first character; None where left open."""
+    from motionq.spriteworld import parse_caption
+
+    chars = parse_caption(prompt)["characters"]
+    if not chars:
+        return (None, None)
+    return (chars[0]["shape"], chars[0]["colour"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Multi-shot metrics
+# ---------------------------------------------------------------------------------------------
+
+
+def identity_consistency(identities: Sequence[Identity | None]) -> float:
+    """Share of shot pairs whose characters have the same (shape, colour).
+
+    A missing character (None) makes each of its pairs inconsistent: losing the character is
+    not consistency. NaN for fewer than two shots.
+    """
+    pairs = list(itertools.combinations(identities, 2))
+    if not pairs:
+        return float("nan")
+    same = sum(1 for a, b in pairs if a is not None and b is not None and tuple(a) == tuple(b))
+    return same / len(pairs)
+
+
+def motion_adherence(asked: Sequence[str | None], found: Sequence[str | None]) -> float:
+    """Share of shots whose found motion class equals the asked one (None never matches).
+
+    NaN for no shots.
+    """
+    if len(asked) != len(found):
+        raise ValueError(f"{len(asked)} asked motions but {len(found)} found")
+    if not asked:
+        return float("nan")
+    return sum(1 for a, f in zip(asked, found) if a is not None and a == f) / len(asked)
+
+
+def _fill_missing(path: np.ndarray) -> np.ndarray | None:
+    """Linear interpolation over NaN rows (ends held); None if fewer than 2 rows are known."""
+    p = np.asarray(path, dtype=np.float64)
+    ok = np.all(np.isfinite(p), axis=1)
+    if ok.sum() < 2:
+        return None
+    if ok.all():
+        return p
+    t = np.arange(len(p))
+    return np.stack([np.interp(t, t[ok], p[ok, k]) for k in range(p.shape[1])], axis=1)
+
+
+def displacement_path(centroids: np.ndarray | None, canvas: float) -> np.ndarray | None:
+    """(F, 2) displacement from the first frame, in canvas sides: ``(c(t) - c(0)) / canvas``.
+
+    NaN rows (frames where the character was not found) are interpolated; None when fewer than
+    two frames are known.
+    """
+    if centroids is None:
+        return None
+    p = _fill_missing(centroids)
+    if p is None:
+        return None
+    return (p - p[0]) / float(canvas)
+
+
+def trajectory_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over frames of the Euclidean distance between two displacement paths, clipped to 1.
+
+    Paths of different lengths are compared over their common frames.
+    """
+    n = min(len(a), len(b))
+    if n == 0:
+        return float("nan")
+    d = float(np.mean(np.linalg.norm(np.asarray(a)[:n] - np.asarray(b)[:n], axis=1)))
+    return min(1.0, d)
+
+
+def motion_diversity(paths: Sequence[np.ndarray | None]) -> float:
+    """Mean pairwise `trajectory_distance` of the shots' displacement paths.
+
+    Shots without a path (no character found) are left out; NaN when fewer than two remain.
+    Frozen or synchronised shots score 0.
+    """
+    valid = [p for p in paths if p is not None]
+    pairs = list(itertools.combinations(valid, 2))
+    if not pairs:
+        return float("nan")
+    return float(np.mean([trajectory_distance(a, b) for a, b in pairs]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Optical flow
+# ---------------------------------------------------------------------------------------------
+
+
+def _grey_upscaled(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, float]:
+    """Grey frames (F, H', W') upscaled by an integer factor so the short side is >= min_side."""
+    import cv2
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    h, w = frames.shape[1:3]
+    factor = max(1, int(math.ceil(min_side / max(1, min(h, w)))))
+    grey = []
+    for fr in frames:
+        g = cv2.cvtColor(np.ascontiguousarray(fr), cv2.COLOR_RGB2GRAY)
+        if factor > 1:
+            # Bilinear: nearest-neighbour blocks would give Farneback flat plateaus to track.
+            g = cv2.resize(g, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
+        grey.append(g)
+    return np.stack(grey), float(factor)
+
+
+def optical_flow(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """Dense Farneback flow between consecutive frames: (F-1, H', W', 2) (dx, dy), in pixels of
+    the clip's own resolution (the upscaled field's vectors divided by the upscale factor)."""
+    import cv2
+
+    grey, factor = _grey_upscaled(frames, min_side)
+    if len(grey) < 2:
+        return np.zeros((0,) + grey.shape[1:] + (2,), np.float32)
+    flows = []
+    for a, b in zip(grey[:-1], grey[1:]):
+        # pyramid 3 levels, window 15 px of the upscaled frame: sprites move 2-3 px/frame at
+        # 32 px, i.e. 8-12 px after a 4x upscale, which this window and pyramid track.
+        f = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15,
+                                         iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
+        flows.append(f / factor)
+    return np.stack(flows).astype(np.float32)
+
+
+def dynamic_degree(frames: np.ndarray, min_side: int = 128, top: float | None = None) -> float:
+    """Mean optical-flow magnitude in pixels per frame (clip resolution).
+
+    ``top`` (e.g. 0.05): average only the fastest ``top`` share of pixels of each frame pair
+    (the VBench-style reading, less sensitive to how much of the frame the subject covers).
+    0.0 for a single frame.
+    """
+    flow = optical_flow(frames, min_side)
+    if len(flow) == 0:
+        return 0.0
+    mag = np.linalg.norm(flow, axis=-1).reshape(len(flow), -1)
+    if top is not None:
+        if not 0.0 < top <= 1.0:
+            raise ValueError(f"top must be in (0, 1], got {top}")
+        k = max(1, int(round(top * mag.shape[1])))
+        mag = np.sort(mag, axis=1)[:, -k:]
+    return float(mag.mean())
+
+
+def mean_flow_path(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
+    """(F-1, 2) mean flow vector of each consecutive frame pair (pixels of the clip)."""
+    flow = optical_flow(frames, min_side)
+    return flow.reshape(len(flow), -1, 2).mean(axis=1).astype(np.float64)
+
+
+def flow_fidelity(source: np.ndarray, target: np.ndarray, min_side: int = 128) -> float:
+    """Magnitude-weighted mean cosine similarity of the per-frame-pair mean flow vectors.
+
+    Weights are the source's mean-flow magnitudes (frame pairs where the reference hardly moves
+    say little). A target frame pair without motion (mean flow < 0.01 px) contributes 0. In [-1, 1]; NaN when the
+    source does not move at all. Clips are compared over their common frame pairs; sizes may
+    differ (vectors are in each clip's own pixels, and only directions are compared).
+    """
+    a = mean_flow_path(source, min_side)
+    b = mean_flow_path(target, min_side)
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    # a mean flow under 0.01 px/frame is numerical noise of a still pair: it has no direction
+    wa = np.linalg.norm(a, axis=1)
+    wb = np.linalg.norm(b, axis=1)
+    wa = np.where(wa > 0.01, wa, 0.0)
+    if n == 0 or wa.sum() == 0.0:
+        return float("nan")
+    cos = np.where(wb > 0.01, (a * b).sum(1) / np.maximum(wa * wb, 1e-12), 0.0)
+    return float((wa * cos).sum() / wa.sum())
+
+
+def tracked_path(frames: np.ndarray, min_side: int = 128, max_points: int = 64) -> np.ndarray:
+    """(F, 2) cumulative displacement of the clip's moving content, from tracked points.
+
+    For each consecutive pair: corners (`cv2.goodFeaturesToTrack`) of the first frame are
+    tracked into the second (`cv2.calcOpticalFlowPyrLK`), and the step is the median
+    displacement of the points tracked both ways (forward-backward error < 1 px) that moved;
+    when none moved the step is 0. Corners are re-detected every frame, so the path survives
+    points leaving the frame. Pixels of the clip's own resolution; row 0 is (0, 0).
+    """
+    import cv2
+
+    grey, factor = _grey_upscaled(frames, min_side)
+    steps = [np.zeros(2)]
+    lk = dict(winSize=(21, 21), maxLevel=3,
+              criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
+    for a, b in zip(grey[:-1], grey[1:]):
+        pts = cv2.goodFeaturesToTrack(a, maxCorners=max_points, qualityLevel=0.01,
+                                      minDistance=max(3, int(2 * factor)), blockSize=7)
+        step = np.zeros(2)
+        if pts is not None and len(pts):
+            nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **lk)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **lk)
+            ok = (st[:, 0] == 1) & (st2[:, 0] == 1)
+            ok &= np.linalg.norm((back - pts)[:, 0], axis=1) < 1.0 * factor
+            d = (nxt - pts)[:, 0][ok] / factor
+            # Static background corners (texture that does not move) would pull the median to
+            # zero for a small moving subject: use the points that moved, if any did.
+            moving = d[np.linalg.norm(d, axis=1) > 0.25]
+            if len(moving):
+                step = np.median(moving, axis=0)
+        steps.append(step)
+    return np.cumsum(np.stack(steps), axis=0)
+
+
+def path_correlation(source: np.ndarray | None, target: np.ndarray | None) -> float:
+    """Vector correlation of two (F, 2) paths after removing each one's mean position.
+
+    1 = same trajectory shape (any speed, any position), -1 = reversed, 0 = unrelated or a
+    target that does not move / was not found (None). NaN when the source does not move or
+    has fewer than two known frames. NaN rows are interpolated. Compared over common frames.
+    """
+    a = _fill_missing(source) if source is not None else None
+    if a is None:
+        return float("nan")
+    b = _fill_missing(target) if target is not None else None
+    n = len(a) if b is None else min(len(a), len(b))
+    a = a[:n] - a[:n].mean(axis=0)
+    sa = float((a * a).sum())
+    if sa < 1e-9:
+        return float("nan")
+    if b is None:
+        return 0.0
+    b = b[:n] - b[:n].mean(axis=0)
+    sb = float((b * b).sum())
+    if sb < 1e-9:
+        return 0.0
+    return float(np.clip((a * b).sum() / math.sqrt(sa * sb), -1.0, 1.0))
+
+
+def track_fidelity(source: np.ndarray, target: np.ndarray, min_side: int = 128) -> float:
+    """`path_correlation` of the two clips' `tracked_path`s (works for any footage)."""
+    return path_correlation(tracked_path(source, min_side), tracked_path(target, min_side))
+
+
+# ---------------------------------------------------------------------------------------------
+# Identity leakage
+# ---------------------------------------------------------------------------------------------
+
+
+def identity_leakage(
+    source: tuple[str | None, str | None],
+    asked: tuple[str | None, str | None],
+    found: tuple[str, str] | None,
+) -> dict[str, bool | None]:
+    """Did the target take the source's shape or colour instead of the asked one?
+
+    All arguments are (shape, colour). An attribute's leak is only defined where the source and
+    the asked value differ (and both are known): ``shape`` / ``colour`` are True (leaked),
+    False, or None (undefined). ``any`` is True if any defined attribute leaked, False if the
+    defined ones did not, None if none is defined. A target without a character (found None)
+    leaks nothing (its loss of identity is counted by the adherence metrics instead).
+    """
+    out: dict[str, bool | None] = {}
+    for k, name in enumerate(("shape", "colour")):
+        s, a = source[k], asked[k]
+        if s is None or a is None or s == a:
+            out[name] = None
+        else:
+            out[name] = bool(found is not None and found[k] == s)
+    defined = [v for v in out.values() if v is not None]
+    out["any"] = None if not defined else any(defined)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Confidence intervals
+# ---------------------------------------------------------------------------------------------
+
+# Two-sided 95% Student t critical values by degrees of freedom (no scipy here).
+_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228, 12: 2.179, 15: 2.131, 20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021,
+        60: 2.000, 120: 1.980}
+
+
+def _t95(df: int) -> float:
+    if df <= 0:
+        return float("nan")
+    for k in sorted(_T95):
+        if df <= k:
+            return _T95[k]
+    return 1.960
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its confidence interval: [lo, hi] at `level`, from `n` finite values."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    level: float = 0.95
+    method: str = "bootstrap"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k in ("mean", "lo", "hi"):
+            d[k] = None if not math.isfinite(d[k]) else round(float(d[k]), 6)
+        return d
+
+    def __str__(self) -> str:
+        if self.n == 0 or not math.isfinite(self.mean):
+            return "n/a"
+        return f"{self.mean:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+
+def mean_ci(
+    values: Iterable[float | None],
+    level: float = 0.95,
+    method: str = "bootstrap",
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> Estimate:
+    """Mean and confidence interval of the finite values (None and NaN are dropped).
+
+    method "bootstrap": percentile bootstrap over the values (`n_boot` resamples, seeded, so
+    the interval is reproducible); "normal": mean +- t * sd / sqrt(n) (Student t at 95%, z
+    otherwise). One value gives a zero-width interval; none gives NaNs and n = 0.
+    """
+    x = np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], np.float64)
+    n = len(x)
+    if n == 0:
+        nan = float("nan")
+        return Estimate(nan, nan, nan, 0, level, method)
+    m = float(x.mean())
+    if n == 1 or np.all(x == x[0]):
+        return Estimate(m, m, m, n, level, method)
+    alpha = 1.0 - level
+    if method == "bootstrap":
+        rng = np.random.default_rng(seed)
+        means = x[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
+        lo, hi = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+        return Estimate(m, float(lo), float(hi), n, level, method)
+    if method == "normal":
+        crit = _t95(n - 1) if abs(level - 0.95) < 1e-9 else _z(level)
+        half = crit * float(x.std(ddof=1)) / math.sqrt(n)
+        return Estimate(m, m - half, m + half, n, level, method)
+    raise ValueError(f"unknown CI method {method!r} (bootstrap or normal)")
+
+
+def _z(level: float) -> float:
+    """Two-sided normal critical value (inverse erf by bisection; no scipy)."""
+    target = level
+    lo, hi = 0.0, 10.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if math.erf(mid / math.sqrt(2)) < target:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2

@@ -1,0 +1,464 @@
+"""Regression checks of the evaluation.
+
+1. The machinery, on the tiny random model (its metrics are noise; only shapes, ranges and
+   bookkeeping are checked): a small multi-shot subset (2 sets x 3 shots, 2 steps) for every
+   variant, the transfer sweep, the DMT baseline, the JSON documents, plots, the report and the
+   `motionq eval` command.
+2. The ordering the full run showed, on the REAL built-in model: skipped when its weights are
+   absent, and until the lead fills `EXPECTED_ORDER` in from the full run (docs/results.md).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from motionq.evaluation.multishot import ALL_VARIANTS, METRICS, MultishotSettings, run_multishot
+
+SHARES = ("identity_consistency", "motion_adherence", "motion_diversity", "detected")
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    # the ffmpeg-made reference clips go to $MOTIONQ_CACHE/eval-clips
+    monkeypatch.setenv("MOTIONQ_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def multishot_small(tiny_backbone):
+    saved = []
+    result = run_multishot(tiny_backbone, MultishotSettings(sets=2, shots=3, seeds=1, steps=2),
+                           on_record=saved.append)
+    return result, saved
+
+
+def in_unit(x) -> bool:
+    return x is None or 0.0 <= x <= 1.0
+
+
+def test_multishot_machinery(multishot_small):
+    result, saved = multishot_small
+    assert result["kind"] == "multishot" and result["model"] == "tiny"
+    assert result["num_frames"] == 9 and result["native_size"] == [32, 32]
+    assert list(result["variants"]) == list(ALL_VARIANTS)
+    ran = [v for v, st in result["variants"].items() if st["status"] == "ok"]
+    assert "vanilla" in ran
+    for v, st in result["variants"].items():
+        if st["status"] == "skipped":  # a variant the backbone does not implement yet
+            assert st["reason"] and "summary" not in st
+            continue
+        assert st["status"] == "ok" and st["groups"] == 2
+        for m in METRICS:
+            est = st["summary"][m]
+            assert set(est) == {"mean", "lo", "hi", "n", "level", "method"}
+            if est["n"]:
+                assert est["lo"] <= est["mean"] <= est["hi"]
+        assert st["cost_vs_vanilla"] > 0
+    recs = result["records"]
+    assert len(recs) == 2 * len(ran)
+    for r in recs:
+        assert {"variant", "set_id", "replica", "seconds", "seconds_per_shot", "shots", *METRICS} <= set(r)
+        assert all(in_unit(r[m]) for m in SHARES)
+        assert r["dynamic_degree"] >= 0 and r["seconds_per_shot"] > 0
+        assert len(r["shots"]) == 3
+        for s in r["shots"]:
+            assert s["asked_motion"] is not None and s["prompt"].startswith(r["character_prompt"])
+    # a partial document after every group, and the whole thing is JSON
+    assert len(saved) == len(recs) and all(d["partial"] for d in saved)
+    assert json.loads(json.dumps(result))["records"] == recs
+
+
+def test_multishot_resume_renders_only_missing_groups(tiny_backbone, multishot_small):
+    result, _ = multishot_small
+    calls = []
+
+    class Counting:
+        name = "tiny"
+
+        def __getattr__(self, k):
+            return getattr(tiny_backbone, k)
+
+        def render_group(self, request, progress=None):
+            calls.append(request)
+            return tiny_backbone.render_group(request, progress)
+
+    keep = [r for r in result["records"] if r["variant"] == "vanilla"][:1]
+    again = run_multishot(Counting(), MultishotSettings(sets=2, shots=3, seeds=1, steps=2, variants=("vanilla",)),
+                          records=keep)
+    assert len(calls) == 2  # warm-up + the one missing group
+    assert len(again["records"]) == 2 and again["records"][0] == keep[0]
+
+
+def test_skipped_variant_is_recorded_and_the_run_goes_on(tiny_backbone):
+    class VanillaOnly:
+        name = "vanilla-only"
+
+        def __getattr__(self, k):
+            return getattr(tiny_backbone, k)
+
+        def render_group(self, request, progress=None):
+            if request.consistency.variant != "vanilla":
+                raise NotImplementedError(f"variant {request.consistency.variant} is not here yet")
+            return tiny_backbone.render_group(request, progress)
+
+    class Broken(VanillaOnly):
+        def render_group(self, request, progress=None):
+            if request.consistency.variant == "sdsa+qpres":
+                raise RuntimeError("boom")
+            return super().render_group(request, progress)
+
+    logs = []
+    res = run_multishot(Broken(), MultishotSettings(sets=1, shots=2, seeds=2, steps=1,
+                                                    variants=("sdsa", "sdsa+qpres", "vanilla")), log=logs.append)
+    assert res["variants"]["sdsa"] == {"status": "skipped", "reason": "variant sdsa is not here yet"}
+    err = res["variants"]["sdsa+qpres"]
+    assert err["status"] == "error" and err["reason"].startswith("RuntimeError: boom (at ")
+    assert res["variants"]["vanilla"]["groups"] == 2
+    assert len(logs) == 2 and "sdsa" in logs[0] and "boom" in logs[1]
+
+
+def test_parse_variants():
+    from motionq.evaluation.multishot import ANCHOR_VARIANT, consistency_for, parse_variants
+
+    assert parse_variants("all") == ALL_VARIANTS
+    assert parse_variants("sdsa, anchors,vanilla") == ("sdsa", ANCHOR_VARIANT, "vanilla")
+    with pytest.raises(ValueError):
+        parse_variants("vanilla,nope")
+    cfg, anchored = consistency_for(ANCHOR_VARIANT)
+    assert anchored and cfg.variant == "sdsa+qpres+qflow" and cfg.anchors == "auto"
+    assert consistency_for("sdsa")[0].anchors == "off"
+
+
+@pytest.fixture(scope="module")
+def transfer_small(tiny_backbone, tmp_path_factory):
+    from motionq.evaluation.transfer import TransferSettings, run_transfer
+
+    os.environ["MOTIONQ_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    images = tmp_path_factory.mktemp("images")
+    res = run_transfer(tiny_backbone, TransferSettings(strengths=(0.0, 0.6, 1.0), steps=2, max_pairs=3),
+                       images_dir=images)
+    return res, images
+
+
+def test_transfer_machinery(transfer_small):
+    res, images = transfer_small
+    assert res["kind"] == "transfer" and len(res["pairs"]) == 3
+    types = {p["pair_type"] for p in res["pairs"]}
+    assert "real" in types and types & {"same-shape", "different-shape"}
+    assert len(res["records"]) == 3 * (3 + 1)
+    for r in res["records"]:
+        assert r["mode"] in ("transfer", "text")
+        for k in ("fidelity", "track_fidelity", "flow_fidelity"):
+            assert r[k] is None or -1.0 <= r[k] <= 1.0
+        for k in ("motion_match", "identity_kept", "leak_any", "leak_colour", "leak_shape"):
+            assert in_unit(r[k])
+        if r["source_kind"] == "real":
+            assert r["leak_any"] is None  # a real clip has no sprite identity to leak
+    summ = res["summary"]
+    for ptype, per in summ["by_strength"].items():
+        assert list(per) == ["0", "0.6", "1"]
+        assert set(summ["text_baseline"][ptype]) == set(per["0"])
+    assert summ["overhead_vs_plain"] > 0 and summ["overhead_strength"] == 0.6
+    assert (images / "transfer_examples.png").stat().st_size > 0
+    json.dumps(res)
+
+
+def test_transfer_pairs_and_prompts():
+    from motionq.evaluation.transfer import sprite_sources, target_prompt, transfer_pairs
+    from motionq.metrics import prompt_identity, prompt_motion
+
+    srcs = sprite_sources(9, 32, 32)
+    pairs = transfer_pairs(srcs)
+    assert len(pairs) == 2 * len(srcs)
+    for p in pairs:
+        shape, colour = p.source.identity
+        assert p.target[1] != colour
+        assert (p.target[0] == shape) == (p.pair_type == "same-shape")
+        assert prompt_identity(target_prompt(p)) == p.target
+        assert prompt_motion(target_prompt(p)) is None
+        assert prompt_motion(target_prompt(p, "motion")) == p.source.motion
+        assert prompt_motion(target_prompt(p, "still")) == "stay"
+
+
+def test_model_shapes_leave_out_what_the_model_cannot_draw(tiny_backbone, tmp_path):
+    from motionq.evaluation.transfer import TransferSettings, build_pairs, model_shapes
+    from motionq.spriteworld import SHAPES
+
+    assert model_shapes(tiny_backbone) == tuple(SHAPES)  # no training.json: all of them
+
+    class Published:
+        name = "animatic"
+        path = tmp_path
+
+    (tmp_path / "training.json").write_text(json.dumps({"config": {"model": {"shapes": ["circle", "square"]}}}))
+    assert model_shapes(Published()) == ("circle", "square")
+    pairs = build_pairs(tiny_backbone, TransferSettings(real=False, shapes=("circle", "triangle")))
+    assert {p.source.identity[0] for p in pairs} | {p.target[0] for p in pairs} <= {"circle", "triangle"}
+
+
+def test_real_sources_have_their_stated_motion(tmp_path):
+    from motionq.evaluation.transfer import real_sources
+
+    srcs = {s.name: s for s in real_sources(9, 32, 32, tmp_path / "clips")}
+    assert set(srcs) >= {"bounce.mp4", "pan.mp4", "life-diagonal", "mandelbrot-up", "box-down-right"}
+    for s in srcs.values():
+        assert s.frames.shape == (9, 32, 32, 3) and s.identity == (None, None)
+    # the tracked content of the straight-line clips moves the way each clip was made to move
+    for name in ("pan.mp4", "life-diagonal", "mandelbrot-up", "box-down-right"):
+        assert srcs[name].motion == srcs[name].stated_motion, name
+    # bounce.mp4's two hops squeezed into 9 frames: a hop every 4 frames, a zigzag in sprite terms
+    assert srcs["bounce.mp4"].stated_motion == "bounce"
+    assert srcs["bounce.mp4"].motion in ("bounce", "zigzag") and srcs["bounce.mp4"].direction == "right"
+
+
+def test_dmt_without_iterations_is_plain_generation(tiny_backbone):
+    from motionq.evaluation.dmt import DMTConfig, dmt_transfer
+    from motionq.evaluation.transfer import sprite_sources
+
+    src = sprite_sources(9, 32, 32)[0]
+    kw = dict(num_frames=9, height=32, width=32, steps=3, guidance=4.0, seed=5,
+              max_sequence_length=tiny_backbone.max_sequence_length)
+    plain = tiny_backbone.generate("a red circle", num_frames=9, steps=3, seed=5)
+    same, _ = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle", config=DMTConfig(iterations=0), **kw)
+    np.testing.assert_array_equal(same, plain)
+    moved, info = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                               config=DMTConfig(iterations=2, fraction=0.67), **kw)
+    # round(0.67 * 3) = 2 guided steps; step 0 is at sigma = 1 (loss 0 by construction): skipped
+    assert [k for k, _, _ in info.losses] == [1]
+    assert not np.array_equal(moved, plain)
+    assert all(p.requires_grad for p in tiny_backbone.pipe.transformer.parameters())  # restored
+
+
+def test_smm_loss_is_zero_for_the_same_motion():
+    import torch
+
+    from motionq.evaluation.dmt import smm, smm_loss
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(1, 4 * 6, 8, generator=g)
+    phi = smm(base, 4)
+    assert phi.shape == (4, 8)
+    assert float(smm_loss(phi, phi)) == pytest.approx(0.0, abs=1e-6)
+    assert float(smm_loss(phi * 2 + 1, phi)) == pytest.approx(0.0, abs=1e-5)  # offset/scale free
+    assert float(smm_loss(phi.flip(0), phi)) > 0.5
+
+
+@pytest.fixture(scope="module")
+def dmt_small(tiny_backbone):
+    from motionq.evaluation.dmt import DMTSettings, run_dmt
+
+    return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), steps=2))
+
+
+def test_dmt_comparison_machinery(dmt_small):
+    res = dmt_small
+    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4"]
+    assert len(res["records"]) == 4
+    c = res["cost"]
+    assert c["dmt"].startswith("dmt-") and c["ratio"] > 0 and isinstance(c["reached"], bool)
+    json.dumps(res)
+
+
+def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
+    from motionq.evaluation.plots import plot_all, write_report
+
+    results = {"multishot": multishot_small[0], "transfer": transfer_small[0], "dmt": dmt_small}
+    pngs = plot_all(results, tmp_path / "img")
+    assert len(pngs) == 3 and all(os.path.getsize(p) > 0 for p in pngs)
+    md = write_report(results, tmp_path / "results.md", images_dir=tmp_path / "img").read_text()
+    assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
+    assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
+    assert "Cost ratio" in md and "## Metrics" in md
+    assert "](img/multishot_tradeoff.png)" in md
+    empty = write_report({}, tmp_path / "empty.md", images_dir=tmp_path / "none").read_text()
+    assert "Not run yet" in empty
+
+
+def test_eval_cli_quick(tiny_folder, tmp_path):
+    from typer.testing import CliRunner
+
+    from motionq.cli import app
+
+    res = tmp_path / "res"
+    r = CliRunner().invoke(app, ["eval", "all", "--quick", "--model", str(tiny_folder), "--steps", "1",
+                                 "--variants", "vanilla,anchors", "--results", str(res),
+                                 "--images", str(tmp_path / "img"), "--report", str(tmp_path / "results.md")])
+    assert r.exit_code == 0, r.output
+    for name in ("eval_multishot.json", "eval_transfer.json", "eval_dmt.json"):
+        doc = json.loads((res / name).read_text())
+        assert doc["command"].startswith("motionq eval all --model"), doc["command"]
+    assert (tmp_path / "results.md").exists()
+    # resuming a finished run renders nothing new; other settings are refused
+    ms = res / "eval_multishot.json"
+    before = json.loads(ms.read_text())["records"]
+    args = ["eval", "multishot", "--model", str(tiny_folder), "--sets", "2", "--shots", "3", "--seeds", "1",
+            "--variants", "vanilla,anchors", "--steps", "1", "--out", str(ms), "--no-examples", "--resume"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert json.loads(ms.read_text())["records"] == before
+    r = CliRunner().invoke(app, args[:-1] + ["--steps", "2", "--resume"])
+    assert r.exit_code == 2 and "other settings" in r.output
+    r = CliRunner().invoke(app, ["eval", "multishot", "--model", "no-such-model", "--sets", "1"])
+    assert r.exit_code == 2 and "unknown model" in r.output
+    r = CliRunner().invoke(app, ["eval", "storyboards", str(tmp_path / "sb"), "--sets", "2"])
+    assert r.exit_code == 0 and len(list((tmp_path / "sb").glob("*.toml"))) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Known answers: an "oracle" backbone that draws sprite scenes instead of sampling a model
+# ---------------------------------------------------------------------------------------------
+
+
+class Oracle:
+    """A Backbone without a model: draws each shot with the sprite world from its prompt, so the
+    whole pipeline (render_group -> analyser -> metrics -> summary) has known answers.
+
+    Multi-shot variants behave as the paper's ablation says they do: vanilla = own identity per
+    shot, asked motion; sdsa = one identity, motion frozen; sdsa+qpres = identity lost again,
+    motion kept; the full method = one identity and the asked motion. Transfer: strength >= 0.5
+    copies the source's path and shape and takes the asked colour (shape leaks, colour does
+    not); below, the asked identity stays still.
+    """
+
+    name = "oracle"
+    default_frames = 9
+
+    def __init__(self, sources=()):
+        self.sources = {s.frames.tobytes(): s for s in sources}
+
+    def native_size(self):
+        return (32, 32)
+
+    def fingerprint(self):
+        return "oracle"
+
+    @staticmethod
+    def draw(prompt, seed, identity=None, motion=None):
+        from motionq.spriteworld import (DEFAULT_COLOURS, SHAPES, WorldConfig, parse_caption, render_scene,
+                                         sample_scene)
+
+        parsed = parse_caption(prompt)
+        asked = parsed["characters"][0]
+        rng = np.random.default_rng(seed)
+        shape = (identity or (None, None))[0] or asked["shape"] or SHAPES[int(rng.integers(len(SHAPES)))]
+        colour = (identity or (None, None))[1] or asked["colour"] or DEFAULT_COLOURS[int(rng.integers(6))]
+        cfg = WorldConfig(num_frames=9, shapes=(shape,), colours=(colour,), motions=(motion or asked["motion"],),
+                          p_two=0.0, backgrounds=(parsed["background"] or "black",))
+        return render_scene(sample_scene(rng, cfg))
+
+    def identity_of(self, seed):
+        from motionq.spriteworld import DEFAULT_COLOURS, SHAPES
+
+        rng = np.random.default_rng([seed, 99])
+        return (SHAPES[int(rng.integers(len(SHAPES)))], DEFAULT_COLOURS[int(rng.integers(6))])
+
+    def render_group(self, request, progress=None):
+        v = request.consistency.variant
+        shared = self.identity_of(request.shots[0].seed)
+        out = {}
+        for shot in request.shots:
+            own = self.identity_of(shot.seed)
+            if v == "sdsa":
+                out[shot.shot_id] = self.draw(shot.prompt, shot.seed, shared, motion="stay")
+            elif v in ("vanilla", "sdsa+qpres"):
+                out[shot.shot_id] = self.draw(shot.prompt, shot.seed, own)
+            else:
+                out[shot.shot_id] = self.draw(shot.prompt, shot.seed, shared)
+        return out
+
+    def generate(self, prompt, seed=0, **kw):
+        return self.draw(prompt, seed)
+
+    def transfer(self, clip, prompt, strength=0.6, seed=0, **kw):
+        import dataclasses
+
+        from motionq.spriteworld import parse_caption, render_scene
+
+        src = self.sources[np.asarray(clip).tobytes()]
+        asked = parse_caption(prompt)["characters"][0]
+        ch = src.scene.characters[0]
+        if strength >= 0.5:
+            ch = dataclasses.replace(ch, colour=asked["colour"])
+        else:
+            ch = dataclasses.replace(ch, shape=asked["shape"], colour=asked["colour"], motion="stay", speed=0.0)
+        return render_scene(dataclasses.replace(src.scene, characters=(ch,)))
+
+
+def test_multishot_metrics_have_the_known_answers_on_an_oracle():
+    res = run_multishot(Oracle(), MultishotSettings(sets=4, shots=5, seeds=1, variants=(
+        "vanilla", "sdsa", "sdsa+qpres", "sdsa+qpres+qflow")))
+    m = {v: {k: e["mean"] for k, e in st["summary"].items()} for v, st in res["variants"].items()}
+    assert m["vanilla"]["identity_consistency"] < 0.3 and m["vanilla"]["motion_adherence"] == 1.0
+    assert m["sdsa"]["identity_consistency"] == 1.0 and m["sdsa"]["motion_adherence"] == 0.0
+    assert m["sdsa"]["motion_diversity"] == pytest.approx(0.0, abs=1e-6)
+    assert m["sdsa"]["dynamic_degree"] == pytest.approx(0.0, abs=1e-3)
+    assert m["sdsa+qpres"]["identity_consistency"] < 0.3 and m["sdsa+qpres"]["motion_adherence"] == 1.0
+    full = m["sdsa+qpres+qflow"]
+    assert full["identity_consistency"] == 1.0 and full["motion_adherence"] == 1.0
+    assert full["motion_diversity"] > 0.25 and full["dynamic_degree"] > 0.1
+    assert all(e["detected"] == 1.0 for e in m.values())
+    # the picked examples: the full method's biggest win is over vanilla; no failure is worse
+    from motionq.evaluation.multishot import pick_examples
+
+    ex = pick_examples(res)
+    assert ex["win"] is not None and ex["failure"] is not None
+
+
+def test_transfer_metrics_have_the_known_answers_on_an_oracle():
+    from motionq.evaluation.transfer import TransferSettings, run_transfer, sprite_sources
+
+    oracle = Oracle(sprite_sources(9, 32, 32))
+    res = run_transfer(oracle, TransferSettings(strengths=(0.0, 1.0), real=False))
+    per = res["summary"]["by_strength"]
+    val = lambda t, s, k: per[t][s][k]["mean"]  # noqa: E731
+    for t in ("same-shape", "different-shape"):
+        assert val(t, "1", "fidelity") == pytest.approx(1.0, abs=1e-6)
+        assert val(t, "1", "motion_match") == 1.0 and val(t, "1", "leak_colour") == 0.0
+        assert val(t, "0", "fidelity") == 0.0 and val(t, "0", "motion_match") == 0.0
+        assert val(t, "0", "identity_kept") == 1.0 and val(t, "0", "leakage") == 0.0
+    assert val("same-shape", "1", "identity_kept") == 1.0 and val("same-shape", "1", "leakage") == 0.0
+    assert per["same-shape"]["1"]["leak_shape"]["n"] == 0  # undefined for same-shape pairs
+    assert val("different-shape", "1", "leak_shape") == 1.0 and val("different-shape", "1", "identity_kept") == 0.0
+    base = res["summary"]["text_baseline"]["different-shape"]
+    assert base["motion_match"]["mean"] == 1.0 and base["identity_kept"]["mean"] == 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# The ordering on the real built-in model
+# ---------------------------------------------------------------------------------------------
+
+#: Filled in by the lead from the full run (`motionq eval all --model animatic`, see
+#: docs/results.md): metric -> variants in increasing order of their mean, e.g.
+#: {"identity_consistency": ["vanilla", "sdsa+qpres+qflow", "sdsa"]}. Only orderings with clear
+#: gaps in the full run belong here: the check re-measures on ORDER_SETS sets only.
+#: Empty: not filled in yet, the test skips.
+EXPECTED_ORDER: dict[str, list[str]] = {}
+#: Largest violation tolerated between neighbours in an ordering (subset noise).
+ORDER_TOLERANCE = 0.0
+ORDER_SETS = int(os.environ.get("MOTIONQ_EVAL_ORDER_SETS", "8"))
+
+
+@pytest.fixture(scope="module")
+def animatic():
+    from motionq.backbones import BackboneError, load_backbone
+
+    try:
+        return load_backbone("animatic", device="cpu")
+    except BackboneError as exc:
+        pytest.skip(f"the built-in animatic model's weights are not available: {exc}")
+
+
+def test_variant_ordering_on_the_builtin_model(animatic):
+    if not EXPECTED_ORDER:
+        pytest.skip("EXPECTED_ORDER is not filled in yet: the lead sets it from the full run's results")
+    variants = tuple(dict.fromkeys(v for order in EXPECTED_ORDER.values() for v in order))
+    res = run_multishot(animatic, MultishotSettings(sets=ORDER_SETS, seeds=1, variants=variants))
+    for metric, order in EXPECTED_ORDER.items():
+        means = {v: res["variants"][v]["summary"][metric]["mean"] for v in order}
+        assert all(m is not None and math.isfinite(m) for m in means.values()), means
+        for lo, hi in zip(order, order[1:]):
+            assert means[lo] <= means[hi] + ORDER_TOLERANCE, f"{metric}: expected {lo} <= {hi}, got {means}"
