@@ -139,10 +139,13 @@ class RenderJob:
                 raise RenderCancelled()
             self.listener.step(p)
 
+        coupled_anchor_mode = self.plan.consistency.variant != "vanilla" and any(s.anchor for s in unit)
         request = GroupRequest(
             shots=tuple(s.request for s in unit),
             consistency=self.plan.consistency,
-            anchor_ids=tuple(s.shot_id for s in unit if s.anchor and len(unit) > len(targets)),
+            # Anchor mode: naming the anchors (also in the anchors' own unit) lets the backbone
+            # record their keys/values once and reuse them for every other shot.
+            anchor_ids=tuple(s.shot_id for s in unit if s.anchor) if coupled_anchor_mode else (),
         )
         try:
             if self._backbone is None:

@@ -140,10 +140,12 @@ def test_render_group_vanilla(tiny_backbone, tmp_path, moving_square):
     assert all(e.total == 3 for e in samples)
 
 
-def test_render_group_other_variants_not_yet(tiny_backbone):
+def test_render_group_variants_one_shot_equals_plain(tiny_backbone):
+    """A group of one shot has nobody to share with: every variant gives the plain render."""
     shot = ShotRequest("s1", "a cat", num_frames=5, seed=0, steps=2)
-    with pytest.raises(NotImplementedError, match="sdsa"):
-        tiny_backbone.render_group(GroupRequest((shot,), ConsistencyConfig(variant="sdsa")))
+    plain = np.asarray(tiny_backbone.render_group(GroupRequest((shot,)))["s1"])
+    out = tiny_backbone.render_group(GroupRequest((shot,), ConsistencyConfig(variant="sdsa")))
+    assert np.array_equal(np.asarray(out["s1"]), plain)
     with pytest.raises(ValueError, match="unknown consistency variant"):
         tiny_backbone.render_group(GroupRequest((shot,), ConsistencyConfig(variant="magic")))
 

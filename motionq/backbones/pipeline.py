@@ -159,7 +159,10 @@ class PipelineBackbone:
 
     `render_group` renders each shot independently for the "vanilla" variant (its own seed,
     motion transfer when `shot.motion` is set). Other consistency variants are looked up in
-    `variant_renderers` (filled by the multi-shot module), else NotImplementedError.
+    `variant_renderers`, which `motionq.methods.multishot` fills (imported on first use).
+
+    `multishot_options` (a `motionq.methods.multishot.MultiShotOptions`, None = defaults) and
+    `anchor_cache` (the in-memory anchor renders, filled on use) belong to the multi-shot method.
     """
 
     #: Consistency variant name -> renderer; the hook point for multi-shot methods.
@@ -182,6 +185,8 @@ class PipelineBackbone:
         self.max_sequence_length = int(max_sequence_length)
         self.default_frames = int(default_frames)
         self._fingerprint: str | None = None
+        self.multishot_options = None
+        self.anchor_cache = None
         pipe.set_progress_bar_config(disable=True)
 
     # -- identity ---------------------------------------------------------------------------
@@ -221,6 +226,11 @@ class PipelineBackbone:
             raise ValueError(f"unknown consistency variant {variant!r} (known: {', '.join(VARIANTS)})")
         if variant != "vanilla":
             renderer = self.variant_renderers.get(variant)
+            if renderer is None:
+                # the multi-shot method registers every consistency variant when imported
+                import motionq.methods.multishot  # noqa: F401
+
+                renderer = self.variant_renderers.get(variant)
             if renderer is None:
                 raise NotImplementedError(
                     f"consistency variant {variant!r} is not implemented yet for {self.name}: "

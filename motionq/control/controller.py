@@ -31,8 +31,9 @@ Policies
 A `Policy` overrides any of:
 
 * `on_query(layer, q, ctx) -> q`          replace / edit Q (record it, inject it, Q-Flow)
-* `extend_kv(layer, q, k, v, ctx) -> KVExtension | None`
-                                          extra keys/values and an attention mask (SDSA)
+* `extend_kv(layer, q, k, v, ctx) -> KVExtension | GroupedKVExtension | None`
+                                          extra keys/values and an attention mask (SDSA);
+                                          grouped: extra keys per query group (frame)
 * `on_output(layer, out, ctx) -> out`     edit the attention output before `to_out`
                                           (refinement injection)
 
@@ -54,6 +55,9 @@ How the multi-shot method plugs in (later issues, no change to processors needed
   the keyframe correspondences computed from the vanilla Q (pre-rotary Q is position-free, so
   moving it between token positions is meaningful) and blends them.
 * Refinement injection: an `on_output` policy.
+
+(Implemented in `motionq.methods.multishot`, `.sdsa` and `.qflow`; SDSA returns a
+`GroupedKVExtension`, one group per latent frame.)
 """
 
 from __future__ import annotations
@@ -101,6 +105,46 @@ class KVExtension:
     mask: torch.Tensor | None = None
 
 
+@dataclass
+class GroupedKVExtension:
+    """Extra keys/values that each *group* of queries sees on its own (framewise attention).
+
+    The layer's queries are split into `G` equal consecutive groups (frames: tokens are ordered
+    (frame, height, width)); query group g attends to all of the layer's own keys plus the extra
+    keys `key[:, g]` (where `valid[:, g]` is True). Shapes: key/value (batch, G, M, heads,
+    head_dim), valid (batch, G, M) bool or None (all valid).
+
+    Mathematically the same as a `KVExtension` whose mask is (same group AND valid) (see
+    `dense`), but the processor computes it group by group, so no (tokens x G*M) mask is ever
+    built: that mask is what makes framewise shared attention unaffordable on large videos.
+    """
+
+    key: torch.Tensor
+    value: torch.Tensor
+    valid: torch.Tensor | None = None
+
+    @property
+    def groups(self) -> int:
+        return int(self.key.shape[1])
+
+    def dense(self, num_queries: int, own_keys: int | None = None) -> KVExtension:
+        """The equivalent plain extension: extra tokens flattened (group-major), with a boolean
+        mask (batch, 1, num_queries, own_keys + G*M): own keys all visible (own_keys defaults
+        to num_queries, as in self-attention), extra keys only within a group and where valid."""
+        b, g, m = self.key.shape[:3]
+        own = num_queries if own_keys is None else own_keys
+        if num_queries % g:
+            raise ValueError(f"{num_queries} queries do not split into {g} equal groups")
+        per = num_queries // g
+        q_group = torch.arange(num_queries, device=self.key.device) // per
+        k_group = torch.arange(g, device=self.key.device).repeat_interleave(m)
+        mask = (q_group[:, None] == k_group[None, :])[None, None].expand(b, 1, -1, -1)
+        if self.valid is not None:
+            mask = mask & self.valid.reshape(b, 1, 1, g * m)
+        ones = torch.ones(b, 1, num_queries, own, dtype=torch.bool, device=self.key.device)
+        return KVExtension(self.key.flatten(1, 2), self.value.flatten(1, 2), torch.cat([ones, mask], -1))
+
+
 class Policy:
     """Base class of an attention intervention. Every hook is a no-op by default.
 
@@ -119,7 +163,7 @@ class Policy:
 
     def extend_kv(
         self, layer: str, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ctx: CallContext
-    ) -> KVExtension | None:
+    ) -> KVExtension | GroupedKVExtension | None:
         return None
 
     def on_output(self, layer: str, out: torch.Tensor, ctx: CallContext) -> torch.Tensor:
@@ -242,11 +286,15 @@ class AttentionController:
         k: torch.Tensor,
         v: torch.Tensor,
         ctx: CallContext | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | GroupedKVExtension | None]:
         """Apply every policy's K/V extension; returns (key, value, attn_mask or None).
 
         Several extensions concatenate along the token axis; their masks are combined into
         one boolean mask (own tokens always visible unless a policy's mask says otherwise).
+
+        A single `GroupedKVExtension` is handed through as is, in place of the mask:
+        (own key, own value, the extension); the processor then attends group by group. Mixed
+        with other extensions it is first turned into its dense equivalent.
         """
         ctx = ctx or self.context
         exts = [
@@ -255,6 +303,9 @@ class AttentionController:
         ]
         if not exts:
             return k, v, None
+        if len(exts) == 1 and isinstance(exts[0], GroupedKVExtension):
+            return k, v, exts[0]  # type: ignore[return-value]
+        exts = [e.dense(q.shape[1], k.shape[1]) if isinstance(e, GroupedKVExtension) else e for e in exts]
         if len(exts) == 1:
             e = exts[0]
             return torch.cat([k, e.key], 1), torch.cat([v, e.value], 1), e.mask
@@ -333,6 +384,13 @@ class QCache:
 
     def clear(self) -> None:
         self._store.clear()
+
+    def select_items(self, rows: Iterable[int]) -> None:
+        """Keep only these batch rows (in this order) of every stored tensor, e.g. when a later
+        pass runs a subset of the batch that was recorded."""
+        rows = list(rows)
+        for key, t in self._store.items():
+            self._store[key] = t[torch.as_tensor(rows, device=t.device, dtype=torch.long)]
 
     def __len__(self) -> int:
         return len(self._store)

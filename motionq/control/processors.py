@@ -5,7 +5,9 @@ three hook points (marked HOOK below):
 
 1. Q, after `norm_q` and the unflatten to (batch, tokens, heads, head_dim), either before the
    rotary embedding (`inject_at="pre_rotary"`, the default) or after it ("post_rotary");
-2. K/V extension, after rotary (extra keys carry their own positions), before attention;
+2. K/V extension, after rotary (extra keys carry their own positions), before attention; a
+   `GroupedKVExtension` (framewise shared attention) is attended group by group
+   (`grouped_attention`), so no (tokens x extra) mask is built;
 3. the attention output, before `to_out`.
 
 When the controller has no policy (`controller.active` is False) none of the hooks runs and
@@ -29,7 +31,7 @@ from diffusers.models.transformers.transformer_wan import (
     _get_qkv_projections,
 )
 
-from motionq.control.controller import AttentionController
+from motionq.control.controller import AttentionController, GroupedKVExtension
 
 INJECT_POINTS = ("pre_rotary", "post_rotary")
 
@@ -106,8 +108,13 @@ class ControlledWanAttnProcessor:
             query = ctl.on_query(self.layer_name, query, ctx)
 
         # HOOK 2: extra keys/values (subject-driven shared attention), with a mask.
+        grouped = None
         if active:
             key, value, extra_mask = ctl.extend_kv(self.layer_name, query, key, value, ctx)
+            if isinstance(extra_mask, GroupedKVExtension):  # framewise: attend group by group
+                grouped, extra_mask = extra_mask, None
+                if attention_mask is not None:
+                    raise NotImplementedError("K/V extension on a layer that already has a mask")
             if extra_mask is not None:
                 if attention_mask is not None:  # Wan passes none to attn1; don't guess a merge
                     raise NotImplementedError("K/V extension on a layer that already has a mask")
@@ -135,16 +142,19 @@ class ControlledWanAttnProcessor:
             hidden_states_img = hidden_states_img.flatten(2, 3)
             hidden_states_img = hidden_states_img.type_as(query)
 
-        hidden_states = dispatch_attention_fn(
-            query,
-            key,
-            value,
-            attn_mask=attention_mask,
-            dropout_p=0.0,
-            is_causal=False,
-            backend=self._attention_backend,
-            parallel_config=(self._parallel_config if encoder_hidden_states is None else None),
-        )
+        if grouped is not None:
+            hidden_states = grouped_attention(query, key, value, grouped, self._attention_backend)
+        else:
+            hidden_states = dispatch_attention_fn(
+                query,
+                key,
+                value,
+                attn_mask=attention_mask,
+                dropout_p=0.0,
+                is_causal=False,
+                backend=self._attention_backend,
+                parallel_config=(self._parallel_config if encoder_hidden_states is None else None),
+            )
         hidden_states = hidden_states.flatten(2, 3)
         hidden_states = hidden_states.type_as(query)
 
@@ -158,6 +168,37 @@ class ControlledWanAttnProcessor:
         hidden_states = attn.to_out[0](hidden_states)
         hidden_states = attn.to_out[1](hidden_states)
         return hidden_states
+
+
+def grouped_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    ext: GroupedKVExtension,
+    backend=None,
+) -> torch.Tensor:
+    """Attention where query group g (of G equal consecutive token groups) sees the layer's own
+    keys plus `ext.key[:, g]`: one attention call per group, so memory stays at one group's
+    (tokens/G x (tokens + M)) scores instead of a (tokens x (tokens + G*M)) mask.
+    query (B, S, H, D), key/value (B, S, H, D); returns (B, S, H, D)."""
+    b, s = query.shape[:2]
+    g = ext.groups
+    if s % g:
+        raise ValueError(f"{s} query tokens do not split into {g} equal groups")
+    per = s // g
+    own = torch.ones(b, 1, 1, key.shape[1], dtype=torch.bool, device=query.device)
+    outs = []
+    for i in range(g):
+        k_i = torch.cat([key, ext.key[:, i].to(key.dtype)], 1)
+        v_i = torch.cat([value, ext.value[:, i].to(value.dtype)], 1)
+        mask = None
+        if ext.valid is not None and not bool(ext.valid[:, i].all()):
+            mask = torch.cat([own, ext.valid[:, i].reshape(b, 1, 1, -1)], -1)
+        outs.append(dispatch_attention_fn(
+            query[:, i * per:(i + 1) * per], k_i, v_i, attn_mask=mask, dropout_p=0.0,
+            is_causal=False, backend=backend, parallel_config=None,
+        ))
+    return torch.cat(outs, 1)
 
 
 def layer_name(block: int) -> str:

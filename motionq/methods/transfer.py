@@ -172,16 +172,17 @@ def _encode_prompts(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     from diffusers.utils.torch_utils import get_module_execution_device
 
-    pe, ne = pipe.encode_prompt(
-        prompt=prompt,
-        negative_prompt=negative_prompt,
-        do_classifier_free_guidance=guidance > 1.0,
-        num_videos_per_prompt=1,
-        max_sequence_length=max_sequence_length,
-        # where the transformer consumes them (== pipe._execution_device, which is slow to
-        # compute: it walks every module of every component)
-        device=get_module_execution_device(pipe.transformer),
-    )
+    with torch.no_grad():  # as WanPipeline does: grad mode changes the encoder's last bits
+        pe, ne = pipe.encode_prompt(
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            do_classifier_free_guidance=guidance > 1.0,
+            num_videos_per_prompt=1,
+            max_sequence_length=max_sequence_length,
+            # where the transformer consumes them (== pipe._execution_device, which is slow to
+            # compute: it walks every module of every component)
+            device=get_module_execution_device(pipe.transformer),
+        )
     dtype = pipe.transformer.dtype
     return pe.to(dtype), (ne.to(dtype) if ne is not None else None)
 
