@@ -40,7 +40,7 @@ SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 
 #: Consistency variant used when a storyboard doesn't name one.
-DEFAULT_VARIANT = "vanilla"
+DEFAULT_VARIANT = "sdsa+qpres+qflow"
 
 TRANSITION_TYPES: tuple[str, ...] = ("cut", "crossfade", "fade")
 DEFAULT_TRANSITION_DURATION = 0.5

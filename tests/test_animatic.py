@@ -9,7 +9,8 @@ import torch
 from motionq.api import GroupRequest, ShotRequest
 from motionq.backbones import load_backbone, model_fingerprint
 from motionq.backbones.animatic import WEIGHTS_DIR, AnimaticConfig
-from motionq.spriteworld import WorldConfig, analyse, sample_clip
+from motionq.spriteworld import analyse, sample_clip
+from motionq.train import world_config
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_codec_round_trip_keeps_identity_and_motion(animatic):
     """Ground-truth sprite clips through encode/decode still read correctly with the analyser."""
     codec = animatic.pipe.vae
     cfg = AnimaticConfig()
-    wcfg = WorldConfig(height=cfg.height, width=cfg.width, num_frames=cfg.num_frames)
+    wcfg = world_config(cfg)  # the shapes the model was trained on
     ok = 0
     n = 12
     for seed in range(n):

@@ -70,15 +70,27 @@ def test_toml_and_yaml_give_identical_keys():
     assert _keys(EXAMPLES / "chase.toml") == _keys(EXAMPLES / "chase.yaml")
 
 
-def test_key_changes_only_for_the_edited_shot(tmp_path):
+def test_key_changes_only_for_the_edited_shot_or_its_documented_set(tmp_path):
     path = _copy_example(tmp_path, "chase.toml")
     before = _keys(path)
+    plan = build_plan(load_storyboard(path), model_fingerprint=FP)
     text = path.read_text().replace('prompt = "{chaser} moves right on a navy background"',
                                     'prompt = "{chaser} moves left on a navy background"')
     path.write_text(text)
     after = _keys(path)
     changed = {k for k in before if before[k] != after[k]}
-    assert changed == {"pursuit"}
+    # Default variant (the method): 'pursuit' renders jointly with the other chaser shot, so
+    # the whole joint group is re-rendered: the documented set.
+    group = plan.group_of("pursuit")
+    assert plan.consistency.variant == "sdsa+qpres+qflow" and group.mode == "joint"
+    assert changed == set(group.shot_ids)
+
+    # Vanilla: shots are independent, only the edited one changes.
+    path.write_text(text.replace("[consistency]", '[consistency]\nvariant = "vanilla"'))
+    before = _keys(path)
+    path.write_text(path.read_text().replace("{chaser} moves left", "{chaser} moves right"))
+    after = _keys(path)
+    assert {k for k in before if before[k] != after[k]} == {"pursuit"}
 
 
 def test_keys_ignore_what_does_not_change_frames(tmp_path):
@@ -110,8 +122,12 @@ def test_motion_clip_content_is_in_the_key(tmp_path):
     shutil.copy(tmp_path / "clips" / "pan.mp4", clip)  # same path, other content
     after = _keys(path)
     sb = load_storyboard(path)
+    plan = build_plan(sb, model_fingerprint=FP)
     with_clip = {s.id for s in sb.shots if s.motion is not None}
-    assert {k for k in before if before[k] != after[k]} == with_clip
+    changed = {k for k in before if before[k] != after[k]}
+    # The clip's shots, and the shots coupled with them by the consistency method (joint group).
+    coupled = {i for s in with_clip for i in plan.group_of(s).shot_ids if plan.group_of(s).mode == "joint"}
+    assert changed == with_clip | coupled and with_clip
 
 
 def test_groups_and_coupled_keys(tmp_path):

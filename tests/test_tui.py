@@ -49,6 +49,9 @@ size = [32, 32]
 model = "tiny"
 steps = 3
 
+[consistency]
+variant = "vanilla"   # shot-by-shot renders, so tests can watch single shots
+
 [characters.hero]
 prompt = "a red circle"   # the hero
 
