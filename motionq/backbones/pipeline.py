@@ -317,11 +317,16 @@ def _quiet_loading() -> Iterator[None]:
     from transformers.utils import logging as tlog
 
     d_on, t_on = dlog.is_progress_bar_enabled(), tlog.is_progress_bar_enabled()
+    level = dlog.get_verbosity()
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
+    # diffusers warns that a VAE which is not AutoencoderKLWan was "expected" (our codec is one,
+    # by design); the warning would tell a user nothing they can act on.
+    dlog.set_verbosity_error()
     try:
         yield
     finally:
+        dlog.set_verbosity(level)
         if d_on:
             dlog.enable_progress_bar()
         if t_on:
