@@ -258,9 +258,9 @@ class _YamlBackend(_Backend):
     def __init__(self, text: str = "") -> None:
         from ruamel.yaml import YAML
 
-        self.yaml = YAML(typ="rt")
-        self.yaml.preserve_quotes = True
-        self.yaml.width = 4096  # never re-wrap a long prompt
+        self._ruamel = YAML(typ="rt")
+        self._ruamel.preserve_quotes = True
+        self._ruamel.width = 4096  # never re-wrap a long prompt
         indent, offset = 2, 0
         if text:
             try:
@@ -271,17 +271,17 @@ class _YamlBackend(_Backend):
             except Exception:
                 pass
         # Keep the author's list style: `  - id: x` (offset 2) or `- id: x` (offset 0).
-        self.yaml.indent(mapping=2, sequence=max(indent, offset + 2), offset=offset)
+        self._ruamel.indent(mapping=2, sequence=max(indent, offset + 2), offset=offset)
 
     def parse(self, text: str) -> Any:
         from ruamel.yaml.comments import CommentedMap
 
-        doc = self.yaml.load(text)
+        doc = self._ruamel.load(text)
         return CommentedMap() if doc is None else doc
 
     def dump(self, doc: Any) -> str:
         out = io.StringIO()
-        self.yaml.dump(doc, out)
+        self._ruamel.dump(doc, out)
         return out.getvalue()
 
     def new_table(self, inline: bool) -> MutableMapping:
