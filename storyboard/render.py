@@ -94,8 +94,8 @@ class RenderJob:
                         self.listener.shot_finished(results[s.shot_id])
                 if not todo:
                     continue
-                for unit, targets in self._units(group, members, todo):
-                    self._render_unit(unit, targets, results)
+                for unit, targets, anchor_ids in self._units(group, members, todo):
+                    self._render_unit(unit, targets, anchor_ids, results)
         except RenderCancelled:
             for s in self.plan.shots:
                 if s.shot_id in wanted and s.shot_id not in results:
@@ -104,21 +104,22 @@ class RenderJob:
 
     # -- internals ----------------------------------------------------------------------------
     def _units(self, group, members: list[PlannedShot], todo: list[PlannedShot]):
-        """Split the work of a group into backbone calls: (shots in the call, shots to store)."""
-        coupled = self.plan.consistency.variant != "vanilla" and len(members) > 1
-        if not coupled:
-            return [([s], [s]) for s in todo]
-        if not group.anchors:
-            # Joint mode: the frames of every member depend on all of them, render together.
-            return [(members, todo)]
+        """Split the work of a group into backbone calls:
+        (shots in the call, shots to store, anchor ids to name in the request)."""
+        if group.mode in ("single", "independent"):
+            return [([s], [s], ()) for s in todo]
+        if group.mode == "joint":
+            # The frames of every member depend on all of them: render them together.
+            return [(members, todo, ())]
+        # Anchor mode: naming the anchors (also in the anchors' own call) lets the backbone
+        # record their keys/values once and reuse them for every other shot.
         anchors = [s for s in members if s.anchor]
+        anchor_ids = tuple(s.shot_id for s in anchors)
         units = []
         anchor_todo = [s for s in todo if s.anchor]
         if anchor_todo:
-            units.append((anchors, anchor_todo))
-        for s in todo:
-            if not s.anchor:
-                units.append((anchors + [s], [s]))
+            units.append((anchors, anchor_todo, anchor_ids))
+        units += [(anchors + [s], [s], anchor_ids) for s in todo if not s.anchor]
         return units
 
     def backbone(self) -> Backbone:
@@ -127,7 +128,7 @@ class RenderJob:
         return self._backbone
 
     def _render_unit(self, unit: list[PlannedShot], targets: list[PlannedShot],
-                     results: dict[str, ShotResult]) -> None:
+                     anchor_ids: tuple[str, ...], results: dict[str, ShotResult]) -> None:
         ids = tuple(s.shot_id for s in targets)
         self.listener.shot_started(ids)
         if self.cancel.is_set():
@@ -139,13 +140,8 @@ class RenderJob:
                 raise RenderCancelled()
             self.listener.step(p)
 
-        coupled_anchor_mode = self.plan.consistency.variant != "vanilla" and any(s.anchor for s in unit)
         request = GroupRequest(
-            shots=tuple(s.request for s in unit),
-            consistency=self.plan.consistency,
-            # Anchor mode: naming the anchors (also in the anchors' own unit) lets the backbone
-            # record their keys/values once and reuse them for every other shot.
-            anchor_ids=tuple(s.shot_id for s in unit if s.anchor) if coupled_anchor_mode else (),
+            shots=tuple(s.request for s in unit), consistency=self.plan.consistency, anchor_ids=anchor_ids
         )
         try:
             if self._backbone is None:
