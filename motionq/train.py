@@ -313,6 +313,7 @@ class Trainer:
         pipe.text_encoder.load_state_dict({k[13:]: v for k, v in self.ema.items() if k.startswith("text_encoder.")})
         pipe.transformer.eval()
         pipe.text_encoder.eval()
+        pipe.set_progress_bar_config(disable=True)  # keep the training log readable
         return pipe
 
     # -- evaluation ---------------------------------------------------------------------------
