@@ -36,7 +36,8 @@ from motionq.backbones.animatic import AnimaticConfig  # noqa: E402
 from motionq.spriteworld import (  # noqa: E402
     MOTIONS, WorldConfig, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
 )
-from motionq.train import pipeline_num_frames, world_config  # noqa: E402
+from motionq.methods.transfer import pipeline_num_frames  # noqa: E402
+from motionq.train import world_config  # noqa: E402
 
 HELD_OUT = 1_000_000_000
 

@@ -34,6 +34,7 @@ from safetensors.torch import load_file, save_file
 
 from motionq.backbones.animatic.build import WEIGHTS_DIR, AnimaticConfig, build_pipeline
 from motionq.backbones.animatic.text import encode_prompts
+from motionq.methods.transfer import pipeline_num_frames
 
 
 @dataclass
@@ -386,20 +387,6 @@ def sample_frames(pipe, prompt: str, seed: int, cfg: AnimaticConfig, steps: int 
         generator=g, output_type="np", max_sequence_length=cfg.max_sequence_length,
     ).frames[0]
     return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
-
-
-def pipeline_num_frames(pipe, frames: int) -> int:
-    """The `num_frames` to pass to WanPipeline so that it makes exactly `frames` frames.
-
-    WanPipeline rounds any count with `n % t != 1` to `n // t * t + 1`; with a temporal factor
-    t = 1 (our codec) every n becomes n + 1, so we ask for one fewer.
-    """
-    t = pipe.vae_scale_factor_temporal
-    if t == 1:
-        return frames - 1
-    if (frames - 1) % t:
-        raise ValueError(f"this model makes k*{t}+1 frames; {frames} is not one of them")
-    return frames
 
 
 def save_sheet(rows: list[tuple[str, np.ndarray]], path: Path, scale: int = 3) -> None:

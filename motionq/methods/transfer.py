@@ -83,7 +83,12 @@ def pipeline_num_frames(pipe, frames: int) -> int:
     n + 1, so we ask for one fewer; with t > 1 valid counts (1 + k t) pass unchanged.
     """
     t = int(getattr(pipe, "vae_scale_factor_temporal", 1) or 1)
-    return frames - 1 if t == 1 else frames
+    if t == 1:
+        # WanPipeline warns "num_frames - 1 has to be divisible by 1" on every call for the n - 1
+        # we pass on purpose; silence that one logger.
+        logging.getLogger("diffusers.pipelines.wan.pipeline_wan").setLevel(logging.ERROR)
+        return frames - 1
+    return frames
 
 
 def _check_geometry(pipe, num_frames: int, height: int, width: int) -> None:
