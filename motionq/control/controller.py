@@ -409,7 +409,21 @@ class QCache:
                 f"slots: {mb:.2f} MiB")
 
 
-class RecordQ(Policy):
+class _StepPassPolicy(Policy):
+    """A policy limited to some steps (`self.steps`) and passes (`self.passes`)."""
+
+    steps: StepFilter = None
+    passes: frozenset[str] | None = None
+
+    def applies(self, layer: str, ctx: CallContext) -> bool:
+        return (
+            super().applies(layer, ctx)
+            and (self.passes is None or ctx.pass_name in self.passes)
+            and _step_ok(self.steps, ctx)
+        )
+
+
+class RecordQ(_StepPassPolicy):
     """Store Q of the given layers into a `QCache` (Q itself passes through unchanged).
 
     steps: which steps to record (container of step indices, a predicate, or None = all).
@@ -431,19 +445,12 @@ class RecordQ(Policy):
         self.passes = frozenset(passes) if passes is not None else None
         self.slot = slot or (lambda ctx: ctx.step)
 
-    def applies(self, layer: str, ctx: CallContext) -> bool:
-        return (
-            super().applies(layer, ctx)
-            and (self.passes is None or ctx.pass_name in self.passes)
-            and _step_ok(self.steps, ctx)
-        )
-
     def on_query(self, layer: str, q: torch.Tensor, ctx: CallContext) -> torch.Tensor:
         self.cache.put(layer, self.slot(ctx), ctx.pass_name, q)
         return q
 
 
-class InjectQ(Policy):
+class InjectQ(_StepPassPolicy):
     """Replace Q of the given layers with recorded Q from a `QCache`.
 
     steps: when to inject (container of step indices, predicate, or None = always).
@@ -476,13 +483,6 @@ class InjectQ(Policy):
         self.strict = strict
         #: Number of replacements made (tests and diagnostics).
         self.count = 0
-
-    def applies(self, layer: str, ctx: CallContext) -> bool:
-        return (
-            super().applies(layer, ctx)
-            and (self.passes is None or ctx.pass_name in self.passes)
-            and _step_ok(self.steps, ctx)
-        )
 
     def on_query(self, layer: str, q: torch.Tensor, ctx: CallContext) -> torch.Tensor:
         slot, src = self.slot(ctx), self.source_pass or ctx.pass_name

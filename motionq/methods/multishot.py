@@ -476,12 +476,7 @@ def render_joint(
     check_pipeline(pipe)
     grid = token_grid(pipe, n_frames, h, w)
     tokens = int(np.prod(grid))
-    timesteps = scheduler_timesteps(pipe.scheduler, steps)
-    sched = multishot_schedule(timesteps, config)
-    num_layers = len(pipe.transformer.blocks)
-    blocks = sorted(set(options.blocks if options.blocks is not None else range(num_layers)))
-    layers = [layer_name(b) for b in blocks]
-    mask_blocks = list(options.mask_blocks if options.mask_blocks is not None else M.default_mask_blocks(num_layers))
+    timesteps, sched, blocks, layers, mask_blocks = _intervention_plan(pipe, config, options, steps)
     report = _reporter(progress)
     max_seq = backbone.max_sequence_length
 
@@ -681,6 +676,18 @@ def _joint_refine_targets(shots, chars, subj, rows, receives, frames) -> list[Re
     return out
 
 
+
+def _intervention_plan(pipe, config: ConsistencyConfig, options: MultiShotOptions, steps: int):
+    """Timesteps, the phase schedule, and which blocks are intervened on / read for masks:
+    shared by the joint render and the render against anchors."""
+    timesteps = scheduler_timesteps(pipe.scheduler, steps)
+    sched = multishot_schedule(timesteps, config)
+    num_layers = len(pipe.transformer.blocks)
+    blocks = sorted(set(options.blocks if options.blocks is not None else range(num_layers)))
+    layers = [layer_name(b) for b in blocks]
+    mask_blocks = list(options.mask_blocks if options.mask_blocks is not None else M.default_mask_blocks(num_layers))
+    return timesteps, sched, blocks, layers, mask_blocks
+
 def _empty_anchor(ids, subj: Sequence[M.SubjectMasks], grid, timesteps) -> AnchorKV:
     positions, membership = [], []
     for m in subj:
@@ -786,12 +793,7 @@ def render_against_anchors(
     grid = token_grid(pipe, n_frames, h, w)
     if grid[1] * grid[2] != store.tokens_per_frame:
         raise ValueError("anchors were rendered at another size than this shot")
-    timesteps = scheduler_timesteps(pipe.scheduler, steps)
-    sched = multishot_schedule(timesteps, config)
-    num_layers = len(pipe.transformer.blocks)
-    blocks = sorted(set(options.blocks if options.blocks is not None else range(num_layers)))
-    layers = [layer_name(b) for b in blocks]
-    mask_blocks = list(options.mask_blocks if options.mask_blocks is not None else M.default_mask_blocks(num_layers))
+    timesteps, sched, blocks, layers, mask_blocks = _intervention_plan(pipe, config, options, steps)
     report = _reporter(progress)
     max_seq = backbone.max_sequence_length
     ids = (shot.shot_id,)
