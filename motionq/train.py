@@ -56,6 +56,12 @@ class TrainConfig:
     t_std: float = 1.0
     # Weight of the auxiliary loss on frame differences of the predicted clean latent.
     motion_loss: float = 1.0
+    # Cosine decay of the learning rate from `anneal_from` to `anneal_to` (steps), down to
+    # `anneal_floor` x lr, then held there. 0 = constant lr. Set when a run is resumed for its
+    # last chunk (`--anneal-to`), the usual final low-lr phase of a run.
+    anneal_from: int = 0
+    anneal_to: int = 0
+    anneal_floor: float = 0.1
     checkpoint_every: int = 250
     eval_every: int = 1000
     eval_samples: int = 24
@@ -267,8 +273,13 @@ class Trainer:
     def _lr(self) -> float:
         # Linear warm-up from the start of the run, or again from the resume point when the
         # optimiser moments were not available.
+        cfg = self.cfg
         k = self.step - self._warm_from
-        return self.cfg.lr * min(1.0, (k + 1) / self.cfg.warmup)
+        lr = cfg.lr * min(1.0, (k + 1) / cfg.warmup)
+        if cfg.anneal_to > cfg.anneal_from:
+            u = min(1.0, max(0.0, (self.step - cfg.anneal_from) / (cfg.anneal_to - cfg.anneal_from)))
+            lr *= cfg.anneal_floor + (1 - cfg.anneal_floor) * 0.5 * (1 + math.cos(math.pi * u))
+        return lr
 
     def diffusion_step(self) -> float:
         cfg = self.cfg
@@ -474,11 +485,20 @@ def plot_loss(state_dir: Path, out_png: Path) -> Path:
 
 
 def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 1,
-        cfg: TrainConfig | None = None) -> Trainer:
-    """Train for a chunk of `minutes` (or until `max_steps`), checkpointing as it goes."""
+        cfg: TrainConfig | None = None, anneal_to: int | None = None) -> Trainer:
+    """Train for a chunk of `minutes` (or until `max_steps`), checkpointing as it goes.
+
+    ``anneal_to``: start a cosine learning-rate decay at the current step that ends at this
+    step (stored in the checkpoint's config, so later chunks keep the schedule).
+    """
     torch.set_num_threads(threads)
     deadline = time.time() + minutes * 60
     tr = Trainer(out, cfg)
+    if anneal_to is not None:
+        if anneal_to <= tr.step:
+            raise SystemExit(f"--anneal-to {anneal_to} must be after the current step {tr.step}")
+        tr.cfg.anneal_from, tr.cfg.anneal_to = tr.step, anneal_to
+        print(f"annealing lr from step {tr.step} to {anneal_to}", flush=True)
     print(f"run {out}: step {tr.step}, codec step {tr.codec_step}"
           + (" (optimiser state absent: warming up again)" if tr.resumed_without_optimizer else ""),
           flush=True)
@@ -514,6 +534,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--anneal-to", type=int, default=None, metavar="STEP",
+                    help="cosine-decay the learning rate from the current step to STEP (final chunk)")
     ap.add_argument("--publish", action="store_true", help="write the EMA weights into the package")
     ap.add_argument("--publish-to", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--eval", action="store_true", help="evaluate the current EMA weights and exit")
@@ -531,7 +553,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.publish:
             print(f"published step {tr.step} to {tr.publish(args.publish_to)}")
         return
-    run(args.out, args.minutes, args.max_steps, args.threads)
+    run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to)
 
 
 if __name__ == "__main__":

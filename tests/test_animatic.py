@@ -68,3 +68,19 @@ def test_sampling_is_deterministic_and_sized(animatic):
     assert np.array_equal(out1, out2)
     other = ShotRequest(**{**shot.__dict__, "seed": 4})
     assert not np.array_equal(out1, np.asarray(animatic.render_group(GroupRequest(shots=(other,)))["a"]))
+
+
+def test_lr_schedule_warms_up_then_anneals(tmp_path):
+    import math
+
+    from motionq.train import TrainConfig, Trainer
+
+    tr = Trainer(tmp_path / "run", TrainConfig(lr=1e-3, warmup=10, anneal_from=100, anneal_to=200,
+                                               anneal_floor=0.1))
+    lrs = {}
+    for step in (0, 9, 50, 100, 150, 200, 400):
+        tr.step = step
+        lrs[step] = tr._lr()
+    assert lrs[0] == 1e-4 and lrs[9] == 1e-3 and lrs[50] == 1e-3 and lrs[100] == 1e-3
+    assert math.isclose(lrs[150], 1e-3 * 0.55) and math.isclose(lrs[200], 1e-4)
+    assert lrs[400] == lrs[200]  # held at the floor after the end
