@@ -84,3 +84,29 @@ def test_lr_schedule_warms_up_then_anneals(tmp_path):
     assert lrs[0] == 1e-4 and lrs[9] == 1e-3 and lrs[50] == 1e-3 and lrs[100] == 1e-3
     assert math.isclose(lrs[150], 1e-3 * 0.55) and math.isclose(lrs[200], 1e-4)
     assert lrs[400] == lrs[200]  # held at the floor after the end
+
+
+def test_resume_restores_adam_moments_without_underflow(tmp_path):
+    """Squared gradients are ~1e-8: the checkpoint must keep them (fp16 turned them into zeros,
+    and the resumed run's first updates blew the loss up)."""
+    from motionq.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    tr = Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1))
+    tr.diffusion_step()
+    tr.save()
+    back = Trainer(tmp_path / "run")
+    assert not back.resumed_without_optimizer
+    names = dict(_named(back))
+    for n, p in _named(tr):
+        want = tr.opt.state[p]["exp_avg_sq"]
+        got = back.opt.state[names[n]]["exp_avg_sq"]
+        nonzero = want > 0
+        assert bool((got[nonzero] > 0).all()), n
+        assert torch.allclose(got, want, rtol=1e-2, atol=0), n
+
+
+def _named(tr):
+    from motionq.train import _named_trainables
+
+    return list(_named_trainables(tr))
