@@ -219,3 +219,40 @@ def test_grouped_attention_equals_masked_attention():
     # the additive view of the mask: -inf exactly where False
     additive = torch.zeros(mask.shape).masked_fill(~mask, float("-inf"))
     assert torch.isinf(additive).sum() == (~mask).sum()
+
+
+def test_shared_key_weight_counts_each_extra_key_as_that_many_own_keys():
+    """With weight w, a valid extra key attends exactly like w copies of it among plain keys;
+    dense and framewise paths agree; hidden extras stay hidden; weight 1 is the plain path."""
+    from motionq.methods.sdsa import shared_key_bias
+
+    subject, has, frames = _synthetic()
+    index = build_sdsa_index(subject, has, frames)
+    torch.manual_seed(1)
+    b, s, h, d = 3, 4, 2, 5
+    q, k, v = (torch.randn(b, s, h, d) for _ in range(3))
+    plain = grouped_attention(q, k, v, index.gather(k, v))
+    torch.testing.assert_close(grouped_attention(q, k, v, index.gather(k, v, shared_key_bias(1.0))), plain)
+    ext = index.gather(k, v, shared_key_bias(3.0))
+    grouped = grouped_attention(q, k, v, ext)
+    dense = ext.dense(s)
+    assert dense.mask.dtype.is_floating_point
+    ref = F.scaled_dot_product_attention(
+        q.transpose(1, 2), torch.cat([k, dense.key], 1).transpose(1, 2),
+        torch.cat([v, dense.value], 1).transpose(1, 2), attn_mask=dense.mask).transpose(1, 2)
+    torch.testing.assert_close(grouped, ref, rtol=1e-5, atol=1e-6)
+    # by hand: shot 0's frame with valid extras == plain attention where every extra key is
+    # repeated 3 times
+    g = next(f for f in range(frames) if bool(index.valid[0, f].any()))
+    per = s // frames
+    sel = index.valid[0, g]
+    ek, ev = ext.key[0, g][sel], ext.value[0, g][sel]
+    keys = torch.cat([k[0]] + [ek] * 3)[None]
+    values = torch.cat([v[0]] + [ev] * 3)[None]
+    qg = q[:1, g * per:(g + 1) * per]
+    by_hand = F.scaled_dot_product_attention(qg.transpose(1, 2), keys.transpose(1, 2),
+                                             values.transpose(1, 2)).transpose(1, 2)
+    torch.testing.assert_close(grouped[:1, g * per:(g + 1) * per], by_hand, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(grouped, plain)
+    with pytest.raises(ValueError):
+        shared_key_bias(0.0)

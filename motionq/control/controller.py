@@ -117,11 +117,15 @@ class GroupedKVExtension:
     Mathematically the same as a `KVExtension` whose mask is (same group AND valid) (see
     `dense`), but the processor computes it group by group, so no (tokens x G*M) mask is ever
     built: that mask is what makes framewise shared attention unaffordable on large videos.
+
+    `bias` is added to the scores of the (valid) extra keys: log of how many own keys each
+    extra key weighs as (0 = plain attention over the union, as in the paper).
     """
 
     key: torch.Tensor
     value: torch.Tensor
     valid: torch.Tensor | None = None
+    bias: float = 0.0
 
     @property
     def groups(self) -> int:
@@ -142,7 +146,13 @@ class GroupedKVExtension:
         if self.valid is not None:
             mask = mask & self.valid.reshape(b, 1, 1, g * m)
         ones = torch.ones(b, 1, num_queries, own, dtype=torch.bool, device=self.key.device)
-        return KVExtension(self.key.flatten(1, 2), self.value.flatten(1, 2), torch.cat([ones, mask], -1))
+        full = torch.cat([ones, mask], -1)
+        if self.bias:
+            # additive float mask: 0 own keys, +bias visible extra keys, -inf hidden ones
+            add = torch.zeros(full.shape, dtype=self.key.dtype, device=self.key.device)
+            add[..., own:] = self.bias
+            full = add.masked_fill(~full, float("-inf"))
+        return KVExtension(self.key.flatten(1, 2), self.value.flatten(1, 2), full)
 
 
 class Policy:

@@ -130,6 +130,10 @@ class MultiShotOptions:
         accelerator memory at the cost of copies).
     anchor_cache_size: how many anchor renders the backbone keeps in memory.
     size: (height, width) to render at (None: the backbone's native size).
+    shared_key_weight: how many own keys each shared (other shot's subject) key counts as in
+        SDSA (its score gets + log weight). 1 is the paper's plain attention over the union; a
+        model whose subject covers a handful of tokens per frame needs more for the shared
+        appearance to win (the built-in model: 20, measured in docs/consistency.md).
     vanilla_q: where the consistent pass gets the vanilla Q from. "cache": recorded during the
         vanilla pass (memory: `memory_bound`); "live": each coupled shot's vanilla twin is
         denoised in the same batch as the consistent pass, and its Q is read in the same
@@ -149,8 +153,11 @@ class MultiShotOptions:
     size: tuple[int, int] | None = None
     vanilla_q: str = "auto"
     q_budget_bytes: int = 2 * 2**30
+    shared_key_weight: float = 1.0
 
     def __post_init__(self) -> None:
+        if not self.shared_key_weight > 0:
+            raise ValueError(f"shared_key_weight must be > 0, got {self.shared_key_weight}")
         if self.vanilla_q not in VANILLA_Q_MODES:
             raise ValueError(f"vanilla_q must be one of {VANILLA_Q_MODES}, got {self.vanilla_q!r}")
         if self.qflow_weight not in QFLOW_WEIGHTS:
@@ -578,7 +585,7 @@ def render_joint(
                 b_subject = torch.cat([subject[rows], torch.zeros(len(batch) - len(rows), *subject.shape[1:], dtype=torch.bool)])
                 b_has = torch.cat([has[rows], torch.zeros(len(batch) - len(rows), has.shape[1], dtype=torch.bool)])
                 index = build_sdsa_index(b_subject, b_has, grid[0])  # twins neither see nor are seen
-                pols.append(SDSA(index, layers, sched["sdsa"], options.attention))
+                pols.append(SDSA(index, layers, sched["sdsa"], options.attention, options.shared_key_weight))
             if record_anchor:
                 pols.append(AnchorRecorder(anchor, [pos_in[i] for i in range(len(shots))], layers,
                                            sched["sdsa"], sched["refine"] if phases.refine else [],
@@ -838,7 +845,7 @@ def render_against_anchors(
                         for s in sched["sdsa"]} if recorded else {}
             live = need_q and q_mode == "live"
             ext = AnchorSDSA(store, sources, grid[0], layers, sched["sdsa"], step_map, options.attention,
-                             rows=[0]) if can_couple else None
+                             rows=[0], weight=options.shared_key_weight) if can_couple else None
             if ext is None or ext.empty:
                 vanilla.run()  # not coupled: its vanilla frames are the result
         finally:

@@ -43,6 +43,7 @@ own reference is left alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
@@ -131,13 +132,13 @@ class SDSAIndex:
                 out[i, f * per:(f + 1) * per, cols] = True
         return out
 
-    def gather(self, k: torch.Tensor, v: torch.Tensor) -> GroupedKVExtension:
-        """The extension for a layer's (B, S, H, D) keys/values."""
+    def gather(self, k: torch.Tensor, v: torch.Tensor, bias: float = 0.0) -> GroupedKVExtension:
+        """The extension for a layer's (B, S, H, D) keys/values (`bias`: see GroupedKVExtension)."""
         b, s, h, d = k.shape
         idx, valid = self._device(k.device)
         ek = k.reshape(b * s, h, d)[idx]
         ev = v.reshape(b * s, h, d)[idx]
-        return GroupedKVExtension(ek, ev, valid)
+        return GroupedKVExtension(ek, ev, valid, bias)
 
 
 def build_sdsa_index(subject: torch.Tensor, has: torch.Tensor, frames: int) -> SDSAIndex:
@@ -164,6 +165,13 @@ def build_sdsa_index(subject: torch.Tensor, has: torch.Tensor, frames: int) -> S
     return SDSAIndex(index, valid, s)
 
 
+def shared_key_bias(weight: float) -> float:
+    """Score bias that makes each shared key count as `weight` own keys (log weight)."""
+    if not weight > 0:
+        raise ValueError(f"shared key weight must be > 0, got {weight}")
+    return math.log(weight)
+
+
 class _StepLayerPolicy(Policy):
     """A policy active on given layers and steps (both passes unless `passes`)."""
 
@@ -184,22 +192,24 @@ class SDSA(_StepLayerPolicy):
 
     `index` is built once per render from the subject masks (`build_sdsa_index`); `mode`
     "framewise" (default, grouped attention) or "dense" (one masked attention call).
+    `weight`: each shared key counts as `weight` own keys (score + log weight; 1 = the paper).
     """
 
     def __init__(self, index: SDSAIndex, layers: Iterable[str], steps: Iterable[int],
-                 mode: str = "framewise"):
+                 mode: str = "framewise", weight: float = 1.0):
         super().__init__(layers, steps)
         if mode not in SDSA_MODES:
             raise ValueError(f"SDSA mode must be one of {SDSA_MODES}, got {mode!r}")
         self.index = index
         self.mode = mode
+        self.bias = shared_key_bias(weight)
         self.count = 0
 
     def applies(self, layer: str, ctx: CallContext) -> bool:
         return not self.index.empty and super().applies(layer, ctx)
 
     def extend_kv(self, layer, q, k, v, ctx) -> KVExtension | GroupedKVExtension | None:
-        ext = self.index.gather(k, v)
+        ext = self.index.gather(k, v, self.bias)
         self.count += 1
         return ext if self.mode == "framewise" else ext.dense(q.shape[1], k.shape[1])
 
@@ -298,12 +308,13 @@ class AnchorSDSA(_StepLayerPolicy):
 
     def __init__(self, store: AnchorKV, sources: Sequence[tuple[int, torch.Tensor]], frames: int,
                  layers: Iterable[str], steps: Iterable[int], step_map: dict[int, int],
-                 mode: str = "framewise", rows: Sequence[int] | None = None):
+                 mode: str = "framewise", rows: Sequence[int] | None = None, weight: float = 1.0):
         super().__init__(layers, steps)
         if mode not in SDSA_MODES:
             raise ValueError(f"SDSA mode must be one of {SDSA_MODES}, got {mode!r}")
         from motionq.methods.masks import map_frame
 
+        self.bias = shared_key_bias(weight)
         self.store = store
         self.sources = [(a, sel) for a, sel in sources if bool(sel.any())]
         self.step_map = step_map
@@ -343,7 +354,7 @@ class AnchorSDSA(_StepLayerPolicy):
             keep = torch.zeros(b, 1, 1, dtype=torch.bool, device=k.device)
             keep[torch.as_tensor(self.rows, device=k.device)] = True
             valid = (valid if valid is not None else torch.ones_like(keep).expand(b, *self.valid.shape[1:])) & keep
-        ext = GroupedKVExtension(ek, ev, valid)
+        ext = GroupedKVExtension(ek, ev, valid, self.bias)
         self.count += 1
         return ext if self.mode == "framewise" else ext.dense(q.shape[1], k.shape[1])
 

@@ -18,6 +18,11 @@ from motionq.backbones.animatic.text import build_text_encoder, build_tokenizer
 
 #: Where the committed weights live (a diffusers pipeline folder, package data).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Shared attention on this model: a sprite covers 1-4 of a frame's 16 tokens, so other shots'
+# few subject keys lose to a shot's own ~150 keys under plain attention, and shots blend into
+# faint, mixed-colour sprites instead of agreeing. Counting each shared key as 20 own keys
+# (score + log 20) is where identity consistency peaked in the sweep of docs/consistency.md.
+SHARED_KEY_WEIGHT = 20.0
 
 
 @dataclass(frozen=True)
@@ -107,4 +112,8 @@ def load_animatic(**options):
     options.setdefault("native_size", (cfg.height, cfg.width))
     options.setdefault("max_sequence_length", cfg.max_sequence_length)
     options.setdefault("default_frames", cfg.num_frames)
-    return load_pipeline_folder(WEIGHTS_DIR, **options)
+    backbone = load_pipeline_folder(WEIGHTS_DIR, **options)
+    from motionq.methods.multishot import MultiShotOptions
+
+    backbone.multishot_options = MultiShotOptions(shared_key_weight=SHARED_KEY_WEIGHT)
+    return backbone
