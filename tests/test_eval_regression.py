@@ -436,7 +436,14 @@ def test_transfer_metrics_have_the_known_answers_on_an_oracle():
 #: {"identity_consistency": ["vanilla", "sdsa+qpres+qflow", "sdsa"]}. Only orderings with clear
 #: gaps in the full run belong here: the check re-measures on ORDER_SETS sets only.
 #: Empty: not filled in yet, the test skips.
-EXPECTED_ORDER: dict[str, list[str]] = {}
+#: From the full run of 2026-11-25 (step-10,250 weights, 60 groups per variant): SDSA alone
+#: 0.11 [0.07, 0.15] identity consistency against the full method's 0.03 [0.02, 0.04]; a
+#: character detected in 92% of vanilla shots against 37% with the full method. (That the full
+#: method ranks lowest is the open problem of issue 7, docs/results.md; this pins the finding.)
+EXPECTED_ORDER: dict[str, list[str]] = {
+    "identity_consistency": ["sdsa+qpres+qflow", "sdsa"],
+    "detected": ["sdsa+qpres+qflow", "vanilla"],
+}
 #: Largest violation tolerated between neighbours in an ordering (subset noise).
 ORDER_TOLERANCE = 0.0
 ORDER_SETS = int(os.environ.get("MOTIONQ_EVAL_ORDER_SETS", "8"))
