@@ -1,7 +1,7 @@
 """How strongly shared attention should weigh the other shots' subject keys, on a model.
 
     OMP_NUM_THREADS=1 python benchmarks/shared_key_sweep.py --model animatic --sets 8 --bench-seed 1 \
-        --weights 1,10,20,40 --variants sdsa,sdsa+qpres,sdsa+qpres+qflow
+        --weights 1,5,20,40 --variants sdsa,sdsa+qpres,sdsa+qpres+qflow
 
 For each `shared_key_weight` (each shared key counts as that many of the shot's own keys:
 score + log weight; 1 is the paper's plain attention over the union) and each variant, renders
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--model", default="animatic")
     ap.add_argument("--sets", type=int, default=8)
     ap.add_argument("--bench-seed", type=int, default=1)
-    ap.add_argument("--weights", default="1,10,20,40")
+    ap.add_argument("--weights", default="1,5,20,40")
     ap.add_argument("--variants", default="sdsa,sdsa+qpres,sdsa+qpres+qflow")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)

@@ -131,6 +131,23 @@ class GroupedKVExtension:
     def groups(self) -> int:
         return int(self.key.shape[1])
 
+    def group_mask(self, g: int, own_keys: int, dtype: torch.dtype) -> torch.Tensor | None:
+        """attn_mask for query group g over (own keys + the group's extra keys), broadcastable
+        to (batch, heads, queries, keys): None when every key is visible at score +0; boolean
+        when only validity matters; else additive float (0 own, +bias extra, -inf hidden)."""
+        b, m = self.key.shape[0], self.key.shape[2]
+        valid = None if self.valid is None else self.valid[:, g].reshape(b, 1, 1, m)
+        if not self.bias:
+            if valid is None or bool(valid.all()):
+                return None
+            own = torch.ones(b, 1, 1, own_keys, dtype=torch.bool, device=self.key.device)
+            return torch.cat([own, valid], -1)
+        add = torch.zeros(b, 1, 1, own_keys + m, dtype=dtype, device=self.key.device)
+        add[..., own_keys:] = self.bias
+        if valid is not None:
+            add[..., own_keys:] = add[..., own_keys:].masked_fill(~valid, float("-inf"))
+        return add
+
     def dense(self, num_queries: int, own_keys: int | None = None) -> KVExtension:
         """The equivalent plain extension: extra tokens flattened (group-major), with a boolean
         mask (batch, 1, num_queries, own_keys + G*M): own keys all visible (own_keys defaults

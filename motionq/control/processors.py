@@ -181,29 +181,16 @@ def grouped_attention(
     keys plus `ext.key[:, g]`: one attention call per group, so memory stays at one group's
     (tokens/G x (tokens + M)) scores instead of a (tokens x (tokens + G*M)) mask.
     query (B, S, H, D), key/value (B, S, H, D); returns (B, S, H, D)."""
-    b, s = query.shape[:2]
+    s = query.shape[1]
     g = ext.groups
     if s % g:
         raise ValueError(f"{s} query tokens do not split into {g} equal groups")
     per = s // g
-    m = ext.key.shape[2]
-    own = torch.ones(b, 1, 1, key.shape[1], dtype=torch.bool, device=query.device)
-    if ext.bias:
-        # additive float mask: own keys 0, extra keys +bias (-inf where not valid)
-        own_add = torch.zeros(b, 1, 1, key.shape[1], dtype=query.dtype, device=query.device)
-        extra_add = torch.full((b, 1, 1, m), float(ext.bias), dtype=query.dtype, device=query.device)
     outs = []
     for i in range(g):
         k_i = torch.cat([key, ext.key[:, i].to(key.dtype)], 1)
         v_i = torch.cat([value, ext.value[:, i].to(value.dtype)], 1)
-        mask = None
-        if ext.bias:
-            extra = extra_add
-            if ext.valid is not None:
-                extra = extra.masked_fill(~ext.valid[:, i].reshape(b, 1, 1, -1), float("-inf"))
-            mask = torch.cat([own_add, extra], -1)
-        elif ext.valid is not None and not bool(ext.valid[:, i].all()):
-            mask = torch.cat([own, ext.valid[:, i].reshape(b, 1, 1, -1)], -1)
+        mask = ext.group_mask(i, key.shape[1], query.dtype)
         outs.append(dispatch_attention_fn(
             query[:, i * per:(i + 1) * per], k_i, v_i, attn_mask=mask, dropout_p=0.0,
             is_causal=False, backend=backend, parallel_config=None,
