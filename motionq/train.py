@@ -5,7 +5,7 @@ Two stages, one resumable run:
 2. flow matching of the Wan transformer and the text encoder on codec latents.
 
 A run lives in chunks (sessions are stopped; machines change): every `checkpoint_every` steps
-the whole state (weights, EMA, fp16 optimiser moments, step, RNG, loss and eval logs) is written
+the whole state (weights, EMA, bf16 optimiser moments, step, RNG, loss and eval logs) is written
 atomically to one folder, overwritten in place, and `--minutes` ends a chunk cleanly. Sampling
 quality is measured in-process with the sprite analyser (EMA weights, fixed held-out seeds),
 never in a second torch process beside it: two processes on two cores ruin each other.
@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from motionq.backbones.animatic.build import WEIGHTS_DIR, AnimaticConfig, build_pipeline
-from motionq.backbones.animatic.text import encode_prompts
+from motionq.backbones.animatic.text import encode_tokens, tokenize
 from motionq.methods.transfer import pipeline_num_frames
 
 
@@ -97,6 +97,67 @@ def sample_batch(rng: np.random.Generator, cfg: TrainConfig, n: int):
     return video_tensor(frames), list(captions)
 
 
+def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float):
+    """The training batch of one step, seeded by (run seed, step) alone.
+
+    Runs in data-worker processes (``--workers``): the batch does not depend on how many
+    workers there are or in which order they finish. Returns uint8 frames (n, F, H, W, 3),
+    token ids and attention mask (captions already dropped out for guidance).
+    """
+    from motionq.spriteworld import VOCABULARY
+    from motionq.spriteworld import sample_batch as world_batch
+    from motionq.backbones.animatic.text import build_tokenizer
+
+    cfg = AnimaticConfig(**{**model_cfg, "shapes": tuple(model_cfg["shapes"])})
+    rng = np.random.default_rng([seed, 7, step])
+    frames, captions, _ = world_batch(rng, world_config(cfg), n, as_float=False)
+    drop = rng.random(n) < dropout
+    captions = ["" if d else c for c, d in zip(captions, drop)]
+    ids, mask = tokenize(_worker_tokenizer(VOCABULARY, build_tokenizer), captions, cfg.max_sequence_length)
+    return frames, ids, mask
+
+
+_TOKENIZER = None
+
+
+def _worker_tokenizer(vocabulary, build):
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        _TOKENIZER = build(vocabulary)
+    return _TOKENIZER
+
+
+class BatchStream:
+    """Training batches made ahead by a pool of worker processes (for a GPU, where one core
+    cannot draw the sprite world as fast as the model trains)."""
+
+    def __init__(self, cfg: TrainConfig, workers: int, first_step: int):
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: the parent may already hold a CUDA context, which fork must not copy.
+        self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
+        self.args = (asdict(cfg.model), cfg.seed, cfg.batch, cfg.caption_dropout)
+        self.ahead = 2 * workers
+        self.next_step = first_step
+        self.pending: list = []
+        self._fill()
+
+    def _fill(self) -> None:
+        model, seed, batch, dropout = self.args
+        while len(self.pending) < self.ahead:
+            self.pending.append(self.pool.submit(step_batch, model, seed, self.next_step, batch, dropout))
+            self.next_step += 1
+
+    def next(self):
+        fut = self.pending.pop(0)
+        self._fill()
+        return fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def codec_loss(rec: torch.Tensor, video: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Reconstruction loss that weights sprite pixels up.
 
@@ -119,7 +180,7 @@ def codec_loss(rec: torch.Tensor, video: torch.Tensor, z: torch.Tensor) -> torch
 class Trainer:
     """Owns the models, optimiser, EMA, RNGs and logs of one run folder."""
 
-    def __init__(self, out: Path, cfg: TrainConfig | None = None):
+    def __init__(self, out: Path, cfg: TrainConfig | None = None, device: str = "cpu"):
         from motionq.spriteworld import VOCABULARY
 
         self.out = Path(out)
@@ -133,6 +194,9 @@ class Trainer:
         self.transformer = self.pipe.transformer
         self.text_encoder = self.pipe.text_encoder
         self.tokenizer = self.pipe.tokenizer
+        self.device = torch.device(device)
+        # Move before the optimiser exists: its state then lives where the parameters do.
+        self.pipe.to(self.device)
         self.ema = {k: v.detach().clone() for k, v in self._trainable_state().items()}
         self.step = 0
         self.codec_step = 0
@@ -165,11 +229,11 @@ class Trainer:
     def save(self) -> None:
         """Write the whole state atomically (each file via temp + rename; state.json last)."""
         # clone: the text encoder ties its embedding matrices, and safetensors refuses shared memory
-        model_sd = {k: v.detach().clone().contiguous() for k, v in self._trainable_state().items()}
+        model_sd = {k: v.detach().cpu().clone().contiguous() for k, v in self._trainable_state().items()}
         _atomic_save(model_sd, self.out / "model.safetensors")
-        _atomic_save({k: v.contiguous() for k, v in self.ema.items()}, self.out / "ema.safetensors")
+        _atomic_save({k: v.cpu().contiguous() for k, v in self.ema.items()}, self.out / "ema.safetensors")
         _atomic_save(
-            {k: v.contiguous() for k, v in self.codec.state_dict().items()},
+            {k: v.cpu().contiguous() for k, v in self.codec.state_dict().items()},
             self.out / "codec.safetensors",
         )
         # Adam moments in bf16 halve the checkpoint. Not fp16: squared gradients of ~1e-4 are
@@ -181,9 +245,9 @@ class Trainer:
             n = names[id(p)]
             for key in ("exp_avg", "exp_avg_sq"):
                 if key in st:
-                    opt_sd[f"{n}.{key}"] = st[key].to(torch.bfloat16).contiguous()
+                    opt_sd[f"{n}.{key}"] = st[key].to(torch.bfloat16).cpu().contiguous()
             if "step" in st:
-                opt_sd[f"{n}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).reshape(1)
+                opt_sd[f"{n}.step"] = torch.as_tensor(st["step"], dtype=torch.float32).cpu().reshape(1)
         if opt_sd:
             _atomic_save(opt_sd, self.out / "optimizer.safetensors")
         state = {
@@ -205,7 +269,7 @@ class Trainer:
         sd = load_file(self.out / "model.safetensors")
         self.transformer.load_state_dict({k[12:]: v for k, v in sd.items() if k.startswith("transformer.")})
         self.text_encoder.load_state_dict({k[13:]: v for k, v in sd.items() if k.startswith("text_encoder.")})
-        self.ema = {k: v.clone() for k, v in load_file(self.out / "ema.safetensors").items()}
+        self.ema = {k: v.to(self.device) for k, v in load_file(self.out / "ema.safetensors").items()}
         self.codec.load_state_dict(load_file(self.out / "codec.safetensors"))
         stats = state["codec_stats"]
         self.codec.register_to_config(latents_mean=stats["latents_mean"], latents_std=stats["latents_std"])
@@ -226,8 +290,8 @@ class Trainer:
                 if f"{n}.exp_avg" in osd:
                     self.opt.state[p] = {
                         "step": osd[f"{n}.step"].reshape(()).clone(),
-                        "exp_avg": osd[f"{n}.exp_avg"].float(),
-                        "exp_avg_sq": osd[f"{n}.exp_avg_sq"].float(),
+                        "exp_avg": osd[f"{n}.exp_avg"].float().to(self.device),
+                        "exp_avg_sq": osd[f"{n}.exp_avg_sq"].float().to(self.device),
                     }
         else:
             self.resumed_without_optimizer = self.step > 0
@@ -286,15 +350,22 @@ class Trainer:
             lr *= cfg.anneal_floor + (1 - cfg.anneal_floor) * 0.5 * (1 + math.cos(math.pi * u))
         return lr
 
-    def diffusion_step(self) -> float:
+    def diffusion_step(self, batch=None) -> float:
+        """One optimiser step; ``batch`` = `step_batch`'s output (else drawn from the run's RNG)."""
         cfg = self.cfg
-        video, captions = sample_batch(self.rng, cfg, cfg.batch)
-        drop = self.rng.random(len(captions)) < cfg.caption_dropout
-        captions = ["" if d else c for c, d in zip(captions, drop)]
+        if batch is None:
+            video, captions = sample_batch(self.rng, cfg, cfg.batch)
+            drop = self.rng.random(len(captions)) < cfg.caption_dropout
+            captions = ["" if d else c for c, d in zip(captions, drop)]
+            ids, mask = tokenize(self.tokenizer, captions, cfg.model.max_sequence_length)
+        else:
+            frames, ids, mask = batch
+            # uint8 over the bus, floats made on the device
+            video = torch.from_numpy(frames).to(self.device).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
         with torch.no_grad():
-            x0 = self.codec.normalize(self.codec.encode_latent(video))
-        emb = encode_prompts(self.tokenizer, self.text_encoder, captions, cfg.model.max_sequence_length)
-        sigma = torch.sigmoid(torch.randn(x0.shape[0]) * cfg.t_std + cfg.t_mean)
+            x0 = self.codec.normalize(self.codec.encode_latent(video.to(self.device)))
+        emb = encode_tokens(self.text_encoder, ids, mask)
+        sigma = torch.sigmoid(torch.randn(x0.shape[0], device=x0.device) * cfg.t_std + cfg.t_mean)
         noise = torch.randn_like(x0)
         s = sigma.view(-1, 1, 1, 1, 1)
         xt = (1 - s) * x0 + s * noise
@@ -316,10 +387,14 @@ class Trainer:
         self.step += 1
         with torch.no_grad():
             decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
-            for k, v in self._trainable_state().items():
-                if v.dtype.is_floating_point:
-                    self.ema[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-                else:
+            cur = self._trainable_state()
+            # One fused update over all tensors (a kernel per tensor dominates on a GPU).
+            keys = [k for k, v in cur.items() if v.dtype.is_floating_point]
+            ema = [self.ema[k] for k in keys]
+            torch._foreach_mul_(ema, decay)
+            torch._foreach_add_(ema, [cur[k].detach() for k in keys], alpha=1 - decay)
+            for k, v in cur.items():
+                if not v.dtype.is_floating_point:
                     self.ema[k].copy_(v)
         return loss.item()
 
@@ -490,46 +565,121 @@ def plot_loss(state_dir: Path, out_png: Path) -> Path:
 
 
 def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 1,
-        cfg: TrainConfig | None = None, anneal_to: int | None = None) -> Trainer:
+        cfg: TrainConfig | None = None, anneal_to: int | str | None = None, device: str = "cpu",
+        workers: int = 0, overrides: dict | None = None, mirror: Path | None = None) -> Trainer:
     """Train for a chunk of `minutes` (or until `max_steps`), checkpointing as it goes.
 
     ``anneal_to``: start a cosine learning-rate decay at the current step that ends at this
-    step (stored in the checkpoint's config, so later chunks keep the schedule).
+    step (stored in the checkpoint's config, so later chunks keep the schedule); ``"auto"``
+    ends it with the chunk, from the step rate measured over the first 200 steps.
+    ``overrides``: TrainConfig fields to change from this chunk on (e.g. batch and lr for a GPU).
+    ``workers``: data-worker processes (0 = draw batches in this process, as on a CPU).
+    ``mirror``: after every checkpoint, also write it there in transferable shards.
     """
     torch.set_num_threads(threads)
+    if device.startswith("cuda"):
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls
     deadline = time.time() + minutes * 60
-    tr = Trainer(out, cfg)
-    if anneal_to is not None:
+    tr = Trainer(out, cfg, device=device)
+    if overrides:
+        for k, v in overrides.items():
+            setattr(tr.cfg, k, v)
+        if "lr" in overrides:
+            # a new peak lr starts a new schedule: warm up again, forget the old anneal
+            tr.cfg.anneal_from = tr.cfg.anneal_to = 0
+            tr._warm_from = tr.step
+        print(f"config changed from step {tr.step}: {overrides}", flush=True)
+    auto_anneal = anneal_to == "auto"
+    if anneal_to is not None and not auto_anneal:
+        anneal_to = int(anneal_to)
         if anneal_to <= tr.step:
             raise SystemExit(f"--anneal-to {anneal_to} must be after the current step {tr.step}")
         tr.cfg.anneal_from, tr.cfg.anneal_to = tr.step, anneal_to
         print(f"annealing lr from step {tr.step} to {anneal_to}", flush=True)
-    print(f"run {out}: step {tr.step}, codec step {tr.codec_step}"
+    print(f"run {out}: step {tr.step}, codec step {tr.codec_step}, device {tr.device}"
           + (" (optimiser state absent: warming up again)" if tr.resumed_without_optimizer else ""),
           flush=True)
     tr.train_codec(deadline)
     if tr.codec_step < tr.cfg.codec_steps:
         return tr
+
+    def checkpoint() -> None:
+        tr.save()
+        if mirror is not None:
+            export_shards(tr.out, mirror)
+
+    stream = BatchStream(tr.cfg, workers, tr.step + 1) if workers > 0 else None
     tr.transformer.train()
     tr.text_encoder.train()
     losses: list[float] = []
     t0 = time.time()
-    while time.time() < deadline and (max_steps is None or tr.step < max_steps):
-        losses.append(tr.diffusion_step())
-        if tr.step % tr.cfg.log_every == 0:
-            dt = (time.time() - t0) / len(losses)
-            tr.loss_log.append([tr.step, float(np.mean(losses))])
-            print(f"step {tr.step} loss {np.mean(losses):.4f} lr {tr._lr():.2e} ({dt:.2f} s/step)", flush=True)
-            losses, t0 = [], time.time()
-        if tr.step % tr.cfg.checkpoint_every == 0:
-            tr.save()
-        if tr.step % tr.cfg.eval_every == 0:
-            print(f"eval {json.dumps(tr.evaluate())}", flush=True)
-            tr.transformer.train()
-            tr.text_encoder.train()
-            t0 = time.time()
-    tr.save()
+    first_step, t_start = tr.step, time.time()
+    try:
+        while time.time() < deadline and (max_steps is None or tr.step < max_steps):
+            losses.append(tr.diffusion_step(stream.next() if stream else None))
+            if auto_anneal and tr.step == first_step + 200:
+                rate = 200 / (time.time() - t_start)
+                end = tr.step + int(rate * (deadline - time.time()) * 0.97)
+                tr.cfg.anneal_from, tr.cfg.anneal_to = tr.step, max(end, tr.step + 1)
+                print(f"{rate:.1f} steps/s: annealing lr from step {tr.step} to {tr.cfg.anneal_to}", flush=True)
+            if tr.step % tr.cfg.log_every == 0:
+                dt = (time.time() - t0) / len(losses)
+                tr.loss_log.append([tr.step, float(np.mean(losses))])
+                print(f"step {tr.step} loss {np.mean(losses):.4f} lr {tr._lr():.2e} ({dt:.3f} s/step)", flush=True)
+                losses, t0 = [], time.time()
+            if tr.step % tr.cfg.checkpoint_every == 0:
+                checkpoint()
+            if tr.step % tr.cfg.eval_every == 0:
+                try:
+                    print(f"eval {json.dumps(tr.evaluate())}", flush=True)
+                except Exception as exc:  # a monitor must not end hours of training
+                    print(f"eval failed at step {tr.step}: {exc!r}", flush=True)
+                tr.transformer.train()
+                tr.text_encoder.train()
+                t0 = time.time()
+    finally:
+        if stream:
+            stream.close()
+    checkpoint()
     return tr
+
+
+# Files of a run folder, split so that none is over ~16 MB (what a device machine sends back):
+# the transformer and text-encoder halves of model/ema are separate files.
+_SHARDED = ("model", "ema")
+
+
+def export_shards(run_dir: Path, dest: Path) -> None:
+    """Copy a run folder's checkpoint into `dest` as small files (see `import_shards`)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in _SHARDED:
+        sd = load_file(run_dir / f"{name}.safetensors")
+        for part in ("transformer", "text_encoder"):
+            _atomic_save({k: v for k, v in sd.items() if k.startswith(part + ".")},
+                         dest / f"{name}-{part}.safetensors")
+    shutil.copyfile(run_dir / "codec.safetensors", dest / "codec.safetensors")
+    samples = sorted((run_dir / "samples").glob("step_*.png"))
+    if samples:
+        shutil.copyfile(samples[-1], dest / "samples.png")
+    _atomic_write_text(dest / "state.json", (run_dir / "state.json").read_text())
+
+
+def import_shards(src: Path, run_dir: Path) -> None:
+    """Rebuild a run folder from `export_shards` output (the optimiser moments stay behind:
+    the next chunk warms up)."""
+    import shutil
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name in _SHARDED:
+        sd: dict[str, torch.Tensor] = {}
+        for part in ("transformer", "text_encoder"):
+            sd.update(load_file(src / f"{name}-{part}.safetensors"))
+        _atomic_save(sd, run_dir / f"{name}.safetensors")
+    shutil.copyfile(src / "codec.safetensors", run_dir / "codec.safetensors")
+    (run_dir / "optimizer.safetensors").unlink(missing_ok=True)
+    _atomic_write_text(run_dir / "state.json", (src / "state.json").read_text())
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -539,14 +689,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--anneal-to", type=int, default=None, metavar="STEP",
-                    help="cosine-decay the learning rate from the current step to STEP (final chunk)")
+    ap.add_argument("--anneal-to", default=None, metavar="STEP",
+                    help="cosine-decay the learning rate from the current step to STEP (final chunk); "
+                         "'auto': to the end of this chunk")
+    ap.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    ap.add_argument("--workers", type=int, default=0, help="data-worker processes (for a GPU)")
+    ap.add_argument("--batch", type=int, default=None, help="change the batch size from now on")
+    ap.add_argument("--lr", type=float, default=None, help="new peak lr from now on (warms up again)")
+    ap.add_argument("--eval-every", type=int, default=None)
+    ap.add_argument("--checkpoint-every", type=int, default=None)
+    ap.add_argument("--mirror", type=Path, default=None,
+                    help="after each checkpoint, also write it here as files under 16 MB")
+    ap.add_argument("--import-shards", type=Path, default=None, metavar="DIR",
+                    help="rebuild --out from a --mirror folder and exit")
     ap.add_argument("--publish", action="store_true", help="write the EMA weights into the package")
     ap.add_argument("--publish-to", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--eval", action="store_true", help="evaluate the current EMA weights and exit")
     ap.add_argument("--plot", type=Path, default=None, help="write the loss curve PNG and exit")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.import_shards:
+        import_shards(args.import_shards, args.out)
+        print(f"{args.out}: rebuilt from {args.import_shards}")
+        return
     if args.plot:
         print(plot_loss(args.out, args.plot))
         return
@@ -558,7 +723,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.publish:
             print(f"published step {tr.step} to {tr.publish(args.publish_to)}")
         return
-    run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to)
+    overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
+                                   ("checkpoint_every", args.checkpoint_every)) if v is not None}
+    run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to, device=args.device,
+        workers=args.workers, overrides=overrides, mirror=args.mirror)
 
 
 if __name__ == "__main__":

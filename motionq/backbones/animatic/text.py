@@ -43,14 +43,24 @@ def build_text_encoder(vocab_size: int, d_model: int = 128, layers: int = 2, see
     return UMT5EncoderModel(cfg)
 
 
-def encode_prompts(tokenizer, text_encoder, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
-    """Differentiable copy of `WanPipeline._get_t5_prompt_embeds` (same padding and trimming), so
-    training sees exactly the embeddings the pipeline will give at sampling time."""
+def tokenize(tokenizer, prompts: list[str], max_sequence_length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask, padded and trimmed as `WanPipeline._get_t5_prompt_embeds` does."""
     inputs = tokenizer(
         prompts, padding="max_length", max_length=max_sequence_length, truncation=True,
         add_special_tokens=True, return_attention_mask=True, return_tensors="pt",
     )
-    ids, mask = inputs.input_ids, inputs.attention_mask
+    return inputs.input_ids, inputs.attention_mask
+
+
+def encode_tokens(text_encoder, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Differentiable prompt embeddings from `tokenize`'s output (on the encoder's device)."""
+    ids, mask = ids.to(text_encoder.device), mask.to(text_encoder.device)
     hidden = text_encoder(ids, mask).last_hidden_state
     # The pipeline zeroes everything after the real tokens.
     return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+
+
+def encode_prompts(tokenizer, text_encoder, prompts: list[str], max_sequence_length: int) -> torch.Tensor:
+    """Differentiable copy of `WanPipeline._get_t5_prompt_embeds` (same padding and trimming), so
+    training sees exactly the embeddings the pipeline will give at sampling time."""
+    return encode_tokens(text_encoder, *tokenize(tokenizer, prompts, max_sequence_length))
