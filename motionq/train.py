@@ -571,7 +571,7 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
 
     ``anneal_to``: start a cosine learning-rate decay at the current step that ends at this
     step (stored in the checkpoint's config, so later chunks keep the schedule); ``"auto"``
-    ends it with the chunk, from the step rate measured over the first 200 steps.
+    ends it with the chunk, from the step rate measured over steps 50-250 of the chunk.
     ``overrides``: TrainConfig fields to change from this chunk on (e.g. batch and lr for a GPU).
     ``workers``: data-worker processes (0 = draw batches in this process, as on a CPU).
     ``mirror``: after every checkpoint, also write it there in transferable shards.
@@ -617,7 +617,9 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
     try:
         while time.time() < deadline and (max_steps is None or tr.step < max_steps):
             losses.append(tr.diffusion_step(stream.next() if stream else None))
-            if auto_anneal and tr.step == first_step + 200:
+            if auto_anneal and tr.step == first_step + 50:
+                t_start = time.time()  # the first steps pay for start-up (workers, kernels)
+            if auto_anneal and tr.step == first_step + 250:
                 rate = 200 / (time.time() - t_start)
                 end = tr.step + int(rate * (deadline - time.time()) * 0.97)
                 tr.cfg.anneal_from, tr.cfg.anneal_to = tr.step, max(end, tr.step + 1)

@@ -12,5 +12,5 @@ python3 -c "import torch, diffusers, transformers; print('torch', torch.__versio
 mkdir -p /tmp/run
 cp checkpoints/animatic/{model,ema,codec}.safetensors checkpoints/animatic/state.json /tmp/run/
 python3 -m motionq.train --out /tmp/run --minutes "$MIN" --device cuda --workers 14 \
-    --batch 256 --lr 5e-4 --anneal-to auto --eval-every 2000 --checkpoint-every 1000 \
+    --batch 256 --lr ${LR:-5e-4} --anneal-to ${ANNEAL:-auto} --eval-every 2000 --checkpoint-every ${CKPT:-1000} \
     --mirror "$OUT" 2>&1 | tee "$OUT/train.log"
