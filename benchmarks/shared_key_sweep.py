@@ -1,14 +1,15 @@
 """How strongly shared attention should weigh the other shots' subject keys, on a model.
 
     OMP_NUM_THREADS=1 python benchmarks/shared_key_sweep.py --model animatic --sets 8 --bench-seed 1 \
-        --weights 1,5,20,40 --variants sdsa,sdsa+qpres,sdsa+qpres+qflow
+        --weights 1,5,20,40 --variants sdsa,sdsa+qpres,sdsa+qpres+qflow [--blocks "all;2,3"]
 
 For each `shared_key_weight` (each shared key counts as that many of the shot's own keys:
 score + log weight; 1 is the paper's plain attention over the union) and each variant, renders
 the multi-shot benchmark's first `--sets` character sets (5 shots each, identity-free
 character prompts) jointly and scores them with the evaluation's metrics (identity
 consistency, motion adherence, share of shots where a character is detected). Vanilla is
-rendered once (the weight does not touch it). Use a `--bench-seed` other than the full
+rendered once (the weight does not touch it). `--blocks`: ";"-separated sets of transformer
+blocks to intervene in ("all" = every block), each swept over the weights. Use a `--bench-seed` other than the full
 evaluation's (0), so the setting is not tuned on the sets it is then judged on. Prints a table,
 asserts nothing, writes benchmarks/results/shared_key_sweep-<model>.json.
 """
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--bench-seed", type=int, default=1)
     ap.add_argument("--weights", default="1,5,20,40")
     ap.add_argument("--variants", default="sdsa,sdsa+qpres,sdsa+qpres+qflow")
+    ap.add_argument("--blocks", default=None, help='e.g. "all;2,3" (default: the backbone\'s own)')
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -75,16 +77,19 @@ def main() -> None:
         out["seconds"] = round(time.perf_counter() - t0, 1)
         return out
 
+    block_sets = [base.blocks] if args.blocks is None else [
+        None if b.strip() == "all" else tuple(int(x) for x in b.split(",")) for b in args.blocks.split(";")]
     results = []
     backbone.multishot_options = base
-    results.append({"variant": "vanilla", "weight": None, **run("vanilla")})
-    for w in weights:
-        backbone.multishot_options = dataclasses.replace(base, shared_key_weight=w)
-        for v in variants:
-            results.append({"variant": v, "weight": w, **run(v)})
-            r = results[-1]
-            print(f"weight {w:5.1f} {v:26s} " + "  ".join(
-                f"{m} {_fmt(r[m]['mean'])}" for m in METRICS) + f"  ({r['seconds']:.0f} s)", flush=True)
+    results.append({"variant": "vanilla", "weight": None, "blocks": None, **run("vanilla")})
+    for blocks in block_sets:
+        for w in weights:
+            backbone.multishot_options = dataclasses.replace(base, shared_key_weight=w, blocks=blocks)
+            for v in variants:
+                results.append({"variant": v, "weight": w, "blocks": "all" if blocks is None else list(blocks), **run(v)})
+                r = results[-1]
+                print(f"blocks {r['blocks']!s:8s} weight {w:5.1f} {v:26s} " + "  ".join(
+                    f"{m} {_fmt(r[m]['mean'])}" for m in METRICS) + f"  ({r['seconds']:.0f} s)", flush=True)
     backbone.multishot_options = base
     doc = {
         "model": args.model,
