@@ -163,6 +163,8 @@ class PipelineBackbone:
 
     `multishot_options` (a `motionq.methods.multishot.MultiShotOptions`, None = defaults) and
     `anchor_cache` (the in-memory anchor renders, filled on use) belong to the multi-shot method.
+    `transfer_blocks`: the blocks motion transfer injects Q into when a call names none (None =
+    the method's default, `methods.transfer.default_blocks`); set per model by its loader.
     """
 
     #: Consistency variant name -> renderer; the hook point for multi-shot methods.
@@ -187,6 +189,7 @@ class PipelineBackbone:
         self._fingerprint: str | None = None
         self.multishot_options = None
         self.anchor_cache = None
+        self.transfer_blocks: tuple[int, ...] | None = None
         pipe.set_progress_bar_config(disable=True)
 
     # -- identity ---------------------------------------------------------------------------
@@ -265,7 +268,8 @@ class PipelineBackbone:
                       seed=shot.seed, negative_prompt=shot.negative_prompt, progress=report,
                       max_sequence_length=self.max_sequence_length)
         if shot.motion is not None:
-            frames = transfer(self.pipe, shot.motion.clip, shot.prompt, strength=shot.motion.strength, **common)
+            frames = transfer(self.pipe, shot.motion.clip, shot.prompt, strength=shot.motion.strength,
+                              blocks=self.transfer_blocks, **common)
         else:
             frames = generate(self.pipe, shot.prompt, **common)
         return frames[: shot.num_frames]
@@ -283,6 +287,8 @@ class PipelineBackbone:
         from motionq.methods.transfer import transfer
 
         kw = self._defaults(kwargs)
+        if kw.get("blocks") is None:
+            kw["blocks"] = self.transfer_blocks
         return self._trim(transfer(self.pipe, clip, prompt, **kw), kwargs, kw)
 
     @staticmethod

@@ -391,7 +391,8 @@ class _Motion:
     blocks: list[int]
 
 
-def _motion_policies(pipe, shots, cond, steps, n_frames, h, w, max_seq, report) -> dict[int, _Motion]:
+def _motion_policies(pipe, shots, cond, steps, n_frames, h, w, max_seq, report,
+                     blocks: Sequence[int] | None = None) -> dict[int, _Motion]:
     """Motion transfer inside a consistent group: the Q of a shot's reference clip, recorded as
     `methods.transfer.transfer` does, injected into that shot's batch row in both passes."""
     from motionq.control.phases import first_fraction
@@ -407,7 +408,7 @@ def _motion_policies(pipe, shots, cond, steps, n_frames, h, w, max_seq, report) 
             else load_clip(clip, n_frames, h, w)
         z = encode_video(pipe, frames)
         mq = record_motion(pipe, z, cond[row:row + 1], steps=steps, strength=s.motion.strength,
-                           seed=s.seed, progress=lambda p, d, t, sid=s.shot_id: report((sid,), "record", d, t))
+                           seed=s.seed, blocks=blocks, progress=lambda p, d, t, sid=s.shot_id: report((sid,), "record", d, t))
         pol = InjectQ(mq.cache, layers=[layer_name(b) for b in mq.blocks], steps=frozenset(mq.steps),
                       slot=lambda ctx, mq=mq: mq.slot_for(ctx.step), source_pass="record", items=[row])
         out[row] = _Motion(pol, mq.blocks)
@@ -501,7 +502,8 @@ def render_joint(
     cond, uncond = encode_prompts(pipe, shots, max_seq, cfg)
     noise = torch.cat([initial_noise(pipe, s.seed, n_frames, h, w) for s in shots])
     guidance = [float(s.guidance) for s in shots]
-    motion = _motion_policies(pipe, shots, cond, steps, n_frames, h, w, max_seq, report)
+    motion = _motion_policies(pipe, shots, cond, steps, n_frames, h, w, max_seq, report,
+                              getattr(backbone, "transfer_blocks", None))
 
     ctl = AttentionController()
     installed = sorted(set(blocks) | {b for m in motion.values() for b in m.blocks})
@@ -820,7 +822,8 @@ def render_against_anchors(
     cond, uncond = encode_prompts(pipe, [shot], max_seq, cfg)
     noise = initial_noise(pipe, shot.seed, n_frames, h, w)
     guidance = [float(shot.guidance)]
-    motion = _motion_policies(pipe, [shot], cond, steps, n_frames, h, w, max_seq, report)
+    motion = _motion_policies(pipe, [shot], cond, steps, n_frames, h, w, max_seq, report,
+                              getattr(backbone, "transfer_blocks", None))
     ctl = AttentionController()
     installed = sorted(set(blocks) | {b for m in motion.values() for b in m.blocks})
     restore = install(pipe.transformer, ctl, installed, "pre_rotary")
