@@ -214,3 +214,32 @@ def test_cli_models_and_memory():
     assert json.loads(res.output)["q_cache_bytes"] == 10 * 32760 * 12 * 128 * 2
     res = runner.invoke(app, ["memory", "--blocks", "x-y"])
     assert res.exit_code == 2 and "bad --blocks" in res.output
+
+
+@pytest.mark.parametrize("variant", ["vanilla", "sdsa+qpres+qflow"])
+def test_backbone_transfer_blocks_reach_every_motion_path(tiny_backbone, tmp_path, moving_square,
+                                                          monkeypatch, variant):
+    """A backbone's own transfer default (`transfer_blocks`) is what its recordings use, alone
+    or inside a group; a call that names blocks keeps them."""
+    import motionq.methods.transfer as tr
+
+    ref = write_video(moving_square(9, (32, 32)), tmp_path / "ref.mp4")
+    used = []
+    real = tr.record_motion
+
+    def spy(*a, **k):
+        mq = real(*a, **k)
+        used.append(tuple(mq.blocks))
+        return mq
+
+    monkeypatch.setattr(tr, "record_motion", spy)
+    monkeypatch.setattr(tiny_backbone, "transfer_blocks", (0,))
+    motion = MotionSpec(ref, strength=0.6)
+    shots = tuple(ShotRequest(f"s{i}", "a cat", num_frames=5, seed=i, steps=2, motion=motion,
+                              subjects=("a cat",), characters=("cat",)) for i in range(2))
+    tiny_backbone.render_group(GroupRequest(shots, ConsistencyConfig(variant=variant, anchors="off")))
+    assert used and set(used) == {(0,)}
+    used.clear()
+    tiny_backbone.transfer(moving_square(9, (32, 32)), "a cat", strength=0.6, steps=2)
+    tiny_backbone.transfer(moving_square(9, (32, 32)), "a cat", strength=0.6, steps=2, blocks=[1])
+    assert used == [(0,), (1,)]

@@ -25,10 +25,11 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 # and the motion (adherence 0.75 vs vanilla 0.80). The step-5,000 weights wanted 20 instead.
 SHARED_KEY_WEIGHT = 1.0
 INTERVENED_BLOCKS = (2, 3)
-# Motion transfer: Q injected into blocks 2-5 of 6. The method's default (the last third, 4-5,
-# the paper's Wan 2.1 setting scaled) carried too little motion on the GPU-trained weights:
-# fidelity 0.48 / 0.74 (same / different shape, strength 0.6, 16 held-out pairs) against 0.86 /
-# 0.83 with 2-5 (docs/motion-transfer.md).
+# Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
+# 4-5, the paper's Wan 2.1 setting scaled) the GPU-trained weights followed real (non-sprite)
+# clips hardly at all: fidelity at strength 0.6 on the evaluation's pairs 0.13 -> 0.45 with 2-5,
+# sprite pairs unchanged (0.60 / 0.71 -> 0.59 / 0.73; eval_transfer-blocks45.json vs
+# eval_transfer.json).
 TRANSFER_BLOCKS = (2, 3, 4, 5)
 
 
