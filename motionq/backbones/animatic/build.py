@@ -18,11 +18,12 @@ from motionq.backbones.animatic.text import build_text_encoder, build_tokenizer
 
 #: Where the committed weights live (a diffusers pipeline folder, package data).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-# Shared attention on this model (measured on 8 held-out sets, docs/consistency.md): on the
-# GPU-trained weights (step 20,306), sharing in every block, or counting a shared key as more
-# than ~2 own keys, erases the sprites (detected 0.48 with all blocks at weight 1, 0.10-0.55 at
-# weight 5-20); intervening in the two middle blocks at the paper's weight keeps them (0.97)
-# and the motion (adherence 0.75 vs vanilla 0.80). The step-5,000 weights wanted 20 instead.
+# Shared attention on this model (12 held-out sets, benchmarks/results/shared_key_blocks-
+# animatic.json, docs/consistency.md): on the GPU-trained weights (step 20,306), sharing in
+# every block erases sprites (SDSA: a character detected in 0.50 of shots at weight 1, 0.38 at
+# 2 and 5; vanilla 0.98); in the two middle blocks at the paper's weight they stay (0.98) and
+# most motion with them (the full method's adherence 0.67 vs vanilla 0.77). Higher weights
+# erase them again. The step-5,000 weights wanted weight 20 in every block instead.
 SHARED_KEY_WEIGHT = 1.0
 INTERVENED_BLOCKS = (2, 3)
 # Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
