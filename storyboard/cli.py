@@ -35,6 +35,16 @@ def _load(path: Path, allow_outside: bool):
     return load_storyboard(path, allow_outside=allow_outside)
 
 
+def _note_unused(file: Path, sb) -> None:
+    """Say which accepted fields the renderer does not use yet (rather than ignore them silently)."""
+    for name, ch in sb.characters.items():
+        unused = [f for f in ("mask", "reference") if getattr(ch, f) is not None]
+        if unused:
+            err.print(f"note: {file}: characters.{name}: {' and '.join(unused)} "
+                      f"{'is' if len(unused) == 1 else 'are'} checked but not used by the renderer yet",
+                      markup=False)
+
+
 def _plan(sb):
     from storyboard.plan import build_plan
 
@@ -92,6 +102,7 @@ def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print t
     from storyboard.cache import RenderCache
 
     sb = _load(file, allow_outside)
+    _note_unused(file, sb)
     p = _plan(sb)
     cache = RenderCache.beside(sb.path)
     if as_json:
@@ -131,6 +142,7 @@ def render(
     from storyboard.render import RenderJob
 
     sb = _load(file, allow_outside)
+    _note_unused(file, sb)
     p = _plan(sb)
     cache = RenderCache.beside(sb.path)
     ids = [s.strip() for s in shots.split(",") if s.strip()] if shots else None

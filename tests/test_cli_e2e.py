@@ -175,3 +175,19 @@ def test_new_writes_a_valid_starter(tmp_path):
         assert r.returncode == 0, r.stderr
     r = run_cli("new", str(tmp_path / "film.toml"))
     assert r.returncode == 2
+
+
+def test_plan_notes_character_fields_the_renderer_does_not_use(tmp_path):
+    from PIL import Image
+
+    (tmp_path / "masks").mkdir()
+    Image.new("L", (8, 8), 255).save(tmp_path / "masks" / "hero.png")
+    film = tmp_path / "film.toml"
+    film.write_text('schema_version = 1\n\n[film]\ntitle = "t"\nmodel = "tiny"\n\n'
+                    '[characters.hero]\nprompt = "a red circle"\nmask = "masks/hero.png"\n\n'
+                    '[characters.kit]\nprompt = "a shape"\n\n'
+                    '[[shots]]\nid = "a"\nprompt = "{hero} moves left"\nduration = 1.0\n')
+    r = run_cli("plan", str(film))
+    assert r.returncode == 0, r.stderr
+    notes = [l for l in r.stderr.splitlines() if l.startswith("note:")]
+    assert notes == [f"note: {film}: characters.hero: mask is checked but not used by the renderer yet"]
