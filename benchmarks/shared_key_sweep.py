@@ -9,9 +9,10 @@ the multi-shot benchmark's first `--sets` character sets (5 shots each, identity
 character prompts) jointly and scores them with the evaluation's metrics (identity
 consistency, motion adherence, share of shots where a character is detected). Vanilla is
 rendered once (the weight does not touch it). `--blocks`: ";"-separated sets of transformer
-blocks to intervene in ("all" = every block), each swept over the weights. Use a `--bench-seed` other than the full
-evaluation's (0), so the setting is not tuned on the sets it is then judged on. Prints a table,
-asserts nothing, writes benchmarks/results/shared_key_sweep-<model>.json.
+blocks to intervene in ("all" = every block), each swept over the weights. Use a `--bench-seed`
+other than the full evaluation's (0), so the setting is not tuned on the sets it is then judged
+on. Prints a table, asserts nothing, writes benchmarks/results/shared_key_sweep-<model>.json
+(or `--out`).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import base64
 import copy
+import functools
 import io
 import json
 import math
@@ -104,27 +105,24 @@ def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float):
     workers there are or in which order they finish. Returns uint8 frames (n, F, H, W, 3),
     token ids and attention mask (captions already dropped out for guidance).
     """
-    from motionq.spriteworld import VOCABULARY
     from motionq.spriteworld import sample_batch as world_batch
-    from motionq.backbones.animatic.text import build_tokenizer
 
     cfg = AnimaticConfig(**{**model_cfg, "shapes": tuple(model_cfg["shapes"])})
     rng = np.random.default_rng([seed, 7, step])
     frames, captions, _ = world_batch(rng, world_config(cfg), n, as_float=False)
     drop = rng.random(n) < dropout
     captions = ["" if d else c for c, d in zip(captions, drop)]
-    ids, mask = tokenize(_worker_tokenizer(VOCABULARY, build_tokenizer), captions, cfg.max_sequence_length)
+    ids, mask = tokenize(_world_tokenizer(), captions, cfg.max_sequence_length)
     return frames, ids, mask
 
 
-_TOKENIZER = None
+@functools.lru_cache(maxsize=1)
+def _world_tokenizer():
+    """The sprite world's tokenizer, built once per worker process (as `build_pipeline` does)."""
+    from motionq.backbones.animatic.text import build_tokenizer
+    from motionq.spriteworld import VOCABULARY
 
-
-def _worker_tokenizer(vocabulary, build):
-    global _TOKENIZER
-    if _TOKENIZER is None:
-        _TOKENIZER = build(vocabulary)
-    return _TOKENIZER
+    return build_tokenizer(VOCABULARY)
 
 
 class BatchStream:
