@@ -589,7 +589,10 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
         print(f"config changed from step {tr.step}: {overrides}", flush=True)
     auto_anneal = anneal_to == "auto"
     if anneal_to is not None and not auto_anneal:
-        anneal_to = int(anneal_to)
+        try:
+            anneal_to = int(anneal_to)
+        except ValueError:
+            raise SystemExit(f"--anneal-to must be a step number or 'auto', got {anneal_to!r}") from None
         if anneal_to <= tr.step:
             raise SystemExit(f"--anneal-to {anneal_to} must be after the current step {tr.step}")
         tr.cfg.anneal_from, tr.cfg.anneal_to = tr.step, anneal_to
