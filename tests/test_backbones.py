@@ -243,3 +243,34 @@ def test_backbone_transfer_blocks_reach_every_motion_path(tiny_backbone, tmp_pat
     tiny_backbone.transfer(moving_square(9, (32, 32)), "a cat", strength=0.6, steps=2)
     tiny_backbone.transfer(moving_square(9, (32, 32)), "a cat", strength=0.6, steps=2, blocks=[1])
     assert used == [(0,), (1,)]
+
+
+def test_large_file_digests_persist_across_processes(tmp_path, monkeypatch):
+    """A big weight file is hashed once per (path, size, mtime), not once per process: the
+    digest is kept in motionq's cache folder (a damaged store just means hashing again)."""
+    import os
+
+    import motionq.backbones.fingerprint as fp
+
+    monkeypatch.setenv("MOTIONQ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fp, "PERSIST_BYTES", 1024)
+    monkeypatch.setattr(fp, "_memo", {})
+    big = tmp_path / "w.safetensors"
+    big.write_bytes(b"a" * 4096)
+    first = fp.file_digest(big)
+    assert (tmp_path / "cache" / "file-digests.json").is_file()
+    # same size and mtime, other bytes: a new process (empty memo) takes the stored digest
+    st = big.stat()
+    big.write_bytes(b"b" * 4096)
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    fp._memo.clear()
+    assert fp.file_digest(big) == first
+    # a damaged store is ignored: the file is hashed again
+    (tmp_path / "cache" / "file-digests.json").write_text("{not json")
+    fp._memo.clear()
+    assert fp.file_digest(big) != first
+    # small files never touch the store
+    small = tmp_path / "c.json"
+    small.write_text("{}")
+    fp.file_digest(small)
+    assert str(small.resolve()) not in (tmp_path / "cache" / "file-digests.json").read_text()

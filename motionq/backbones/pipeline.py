@@ -23,6 +23,8 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 import numpy as np
 import torch
 
+from motionq.paths import cache_dir  # noqa: F401  (re-exported: callers import it from here)
+
 from motionq.api import VARIANTS, Frames, GroupRequest, Progress, ProgressFn, ShotRequest
 from motionq.backbones import BackboneError
 
@@ -34,11 +36,6 @@ _DTYPES = {
 
 #: How to get Wan 2.1 T2V 1.3B in diffusers layout (on a machine with hub access).
 WAN21_DOWNLOAD = "huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers --local-dir {dir}"
-
-
-def cache_dir() -> Path:
-    """motionq's cache root: $MOTIONQ_CACHE, else ~/.cache/motionq."""
-    return Path(os.environ.get("MOTIONQ_CACHE", "~/.cache/motionq")).expanduser()
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
