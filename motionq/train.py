@@ -614,7 +614,7 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
     tr.text_encoder.train()
     losses: list[float] = []
     t0 = time.time()
-    first_step, t_start = tr.step, time.time()
+    first_step, t_start = tr.step, 0.0  # t_start: when step first_step + 50 ended
     try:
         while time.time() < deadline and (max_steps is None or tr.step < max_steps):
             losses.append(tr.diffusion_step(stream.next() if stream else None))

@@ -23,10 +23,9 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 import numpy as np
 import torch
 
-from motionq.paths import cache_dir  # noqa: F401  (re-exported: callers import it from here)
-
 from motionq.api import VARIANTS, Frames, GroupRequest, Progress, ProgressFn, ShotRequest
 from motionq.backbones import BackboneError
+from motionq.paths import cache_dir  # part of this module's API (__all__)
 
 _DTYPES = {
     "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,

@@ -17,7 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from motionq.backbones.pipeline import PipelineBackbone, cache_dir, load_pipeline_folder
+from motionq.backbones.pipeline import PipelineBackbone, load_pipeline_folder
+from motionq.paths import cache_dir
 
 #: Bump when the recipe changes: the cache folder is keyed by it.
 TINY_VERSION = 1

@@ -204,7 +204,7 @@ def make_ffmpeg_clips(folder: str | Path, overwrite: bool = False) -> dict[str, 
 
 def real_sources(num_frames: int, height: int, width: int, clip_dir: str | Path | None = None) -> list[Source]:
     """examples/clips/{bounce,pan}.mp4 and the ffmpeg-made clips, fitted to the model."""
-    from motionq.backbones.pipeline import cache_dir
+    from motionq.paths import cache_dir
     from motionq.spriteworld import motion_details
     from motionq.video import read_video, resample_clip
 
