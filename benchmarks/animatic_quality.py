@@ -5,7 +5,8 @@
 
 1. Fully specified captions from held-out seeds (never used in training: seeds >= 10^9) and a
    mix of one- and two-character scenes: colour, shape and motion class of the asked characters
-   and whether exactly the asked number of characters appears.
+   and whether exactly the asked number of characters appears. Motion is also split by the
+   number of characters in the clip, counting wrong motions that another asked character owns.
 2. Identity-free captions ("a shape moves left", ...): distinct (shape, colour) identities over
    20 seeds of one caption, for several captions.
 3. Seconds to sample one clip (20 steps, guidance on), median of several.
@@ -86,6 +87,7 @@ def main() -> None:
     asked_total = 0
     count_ok = 0
     per_motion: dict[str, list[int]] = {}
+    motion_by_count: dict[str, dict[str, int]] = {}
     t0 = time.time()
     for i in range(args.samples):
         rng = np.random.default_rng(HELD_OUT + i)
@@ -102,12 +104,22 @@ def main() -> None:
             hits["shape"] += int(got is not None and got.shape == want.get("shape"))
             hits["motion"] += ok_motion
             per_motion.setdefault(want.get("motion") or "?", []).append(ok_motion)
+            # In a two-character clip, a wrong motion that is the other character's asked motion is
+            # a binding failure (the model drew the right motions on the wrong characters).
+            by_count = motion_by_count.setdefault(str(len(asked)), {"asked": 0, "correct": 0, "other_characters_motion": 0})
+            by_count["asked"] += 1
+            by_count["correct"] += ok_motion
+            if not ok_motion and got is not None and got.motion in [a.get("motion") for a in asked if a is not want]:
+                by_count["other_characters_motion"] += 1
         if (i + 1) % 20 == 0:
             print(f"{i + 1}/{args.samples} samples ({time.time() - t0:.0f} s)", flush=True)
     specified = {k: v / asked_total for k, v in hits.items()}
     specified["count"] = count_ok / args.samples
     specified["characters_asked"] = asked_total
     specified["per_motion"] = {m: round(float(np.mean(v)), 3) for m, v in sorted(per_motion.items())}
+    for row in motion_by_count.values():
+        row["motion"] = round(row["correct"] / row["asked"], 3)
+    specified["motion_by_character_count"] = dict(sorted(motion_by_count.items()))
 
     # Identity-free captions: how many identities does the model choose among 20 seeds?
     free = []
