@@ -21,6 +21,10 @@ VARIANTS: tuple[str, ...] = (
     "sdsa+qpres+qflow",
     "sdsa+qpres+qflow+refine",
 )
+#: The variant a storyboard uses unless it names one: the full method with refinement. On the
+#: built-in model the refinement, in the model's own timestep range, is what aligns identity
+#: across shots (docs/consistency.md, docs/results.md).
+DEFAULT_VARIANT = "sdsa+qpres+qflow+refine"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,9 @@ class ConsistencyConfig:
     sdsa_range: tuple[int, int] = (550, 950)
     t_pres: int = 750
     keyframe_every: int = 3
-    refine_range: tuple[int, int] = (590, 950)
+    #: None: the model's own range (`MultiShotOptions.refine_range`; the paper's (590, 950)
+    #: unless the backbone carries another).
+    refine_range: tuple[int, int] | None = None
     anchors: str = "auto"  # "auto": planner picks; "off": joint rendering of the whole group
 
     def to_dict(self) -> dict:

@@ -6,7 +6,8 @@
   their subject keys/values cached; every other shot renders alone against them.
 - Each shot gets a cache key hashing exactly what changes its frames:
   its own request (prompt, negative prompt, frames, seed, steps, guidance, motion clip content and
-  strength), the model's weights fingerprint, and, when a consistency variant couples it to other
+  strength), the model's weights fingerprint and its own method defaults (`model_settings`:
+  shared-key weight, intervened blocks), and, when a consistency variant couples it to other
   shots, the consistency settings and the requests of the shots it is coupled to (the whole
   group in joint mode, the anchors in anchor mode). Nothing else: not the output size, not the
   title, not the transitions, not the shot order.
@@ -202,6 +203,7 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
     `model_fingerprint` defaults to the hash of the model's files (no model is loaded).
     """
     from motionq.backbones import model_fingerprint as fingerprint_of
+    from motionq.backbones import model_settings
 
     sb = storyboard
     film = sb.film
@@ -239,6 +241,9 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
 
     identity = [_request_identity(r, d) for r, d in zip(requests, digests)]
     base = {"v": KEY_VERSION, "model": fp}
+    settings = model_settings(model)
+    if settings:  # a model's own method defaults (e.g. the blocks transfer injects into)
+        base["model_settings"] = settings
     components = _groups([(r.shot_id, c) for r, c in zip(requests, chars_of)])
     shots: list[PlannedShot] = [None] * len(requests)  # type: ignore[list-item]
     groups: list[PlannedGroup] = []

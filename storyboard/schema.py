@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from motionq.api import DEFAULT_VARIANT as MOTIONQ_DEFAULT_VARIANT
 from motionq.api import VARIANTS, ConsistencyConfig, MotionSpec
 from storyboard.errors import format_field
 
@@ -39,8 +40,8 @@ from storyboard.errors import format_field
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 
-#: Consistency variant used when a storyboard doesn't name one.
-DEFAULT_VARIANT = "sdsa+qpres+qflow"
+#: Consistency variant used when a storyboard doesn't name one (motionq's recommendation).
+DEFAULT_VARIANT = MOTIONQ_DEFAULT_VARIANT
 
 TRANSITION_TYPES: tuple[str, ...] = ("cut", "crossfade", "fade")
 DEFAULT_TRANSITION_DURATION = 0.5
@@ -81,7 +82,9 @@ def _pair(value: Any) -> Any:
     return value
 
 
-def _timestep_range(value: tuple[int, int]) -> tuple[int, int]:
+def _timestep_range(value: tuple[int, int] | None) -> tuple[int, int] | None:
+    if value is None:  # left to the model
+        return value
     low, high = value
     if not (0 <= low < high <= 1000):
         raise ValueError(f"[{low}, {high}] is not a valid range")
@@ -154,8 +157,8 @@ class Consistency(_Model):
     keyframe_every: Int = _field(
         _DEFAULT_CC.keyframe_every, "frames between keyframes, whole number >= 1", ge=1
     )
-    refine_range: tuple[Int, Int] = _field(
-        _DEFAULT_CC.refine_range, "[low, high] timesteps, 0 <= low < high <= 1000"
+    refine_range: tuple[Int, Int] | None = _field(
+        None, "[low, high] timesteps, 0 <= low < high <= 1000 (unset: the model's own range)"
     )
     anchors: Literal["auto", "off"] = _field(
         _DEFAULT_CC.anchors,
@@ -172,7 +175,7 @@ class Consistency(_Model):
             sdsa_range=tuple(self.sdsa_range),
             t_pres=self.t_pres,
             keyframe_every=self.keyframe_every,
-            refine_range=tuple(self.refine_range),
+            refine_range=tuple(self.refine_range) if self.refine_range is not None else None,
             anchors=self.anchors,
         )
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -129,7 +130,7 @@ def test_parse_variants():
     with pytest.raises(ValueError):
         parse_variants("vanilla,nope")
     cfg, anchored = consistency_for(ANCHOR_VARIANT)
-    assert anchored and cfg.variant == "sdsa+qpres+qflow" and cfg.anchors == "auto"
+    assert anchored and cfg.variant == "sdsa+qpres+qflow+refine" and cfg.anchors == "auto"
     assert consistency_for("sdsa")[0].anchors == "off"
 
 
@@ -142,6 +143,23 @@ def transfer_small(tiny_backbone, tmp_path_factory):
     res = run_transfer(tiny_backbone, TransferSettings(strengths=(0.0, 0.6, 1.0), steps=2, max_pairs=3),
                        images_dir=images)
     return res, images
+
+
+def test_paired_difference_against_the_text_baseline():
+    from motionq.evaluation.transfer import paired_vs_text
+
+    def rec(pair, replica, mode, strength, fid, ptype="same-shape"):
+        return {"pair": pair, "replica": replica, "mode": mode, "strength": strength, "fidelity": fid,
+                "pair_type": ptype}
+
+    records = [rec("a", 0, "text", None, 0.5), rec("a", 0, "transfer", 0.6, 0.9),
+               rec("b", 0, "text", None, 0.8), rec("b", 0, "transfer", 0.6, 0.8),
+               rec("b", 1, "text", None, 0.9), rec("b", 1, "transfer", 0.6, 0.6),
+               rec("c", 0, "text", None, None), rec("c", 0, "transfer", 0.6, 0.7)]  # no baseline: left out
+    est = paired_vs_text(records, [0.6])["same-shape"]["0.6"]
+    assert est["n"] == 3 and est["wins"] == 1 and est["losses"] == 1
+    assert est["mean"] == pytest.approx((0.4 + 0.0 - 0.3) / 3, abs=1e-6)
+    assert est["lo"] <= est["mean"] <= est["hi"]
 
 
 def test_transfer_machinery(transfer_small):
@@ -266,13 +284,20 @@ def test_dmt_comparison_machinery(dmt_small):
 def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     from motionq.evaluation.plots import plot_all, write_report
 
-    results = {"multishot": multishot_small[0], "transfer": transfer_small[0], "dmt": dmt_small}
+    # the prompts-name-the-motion run has the same layout; its own section reads prompt_mode
+    motion_run = copy.deepcopy(transfer_small[0])
+    motion_run["settings"]["prompt_mode"] = "motion"
+    results = {"multishot": multishot_small[0], "transfer": transfer_small[0], "transfer_motion": motion_run,
+               "dmt": dmt_small}
     pngs = plot_all(results, tmp_path / "img")
     assert len(pngs) == 3 and all(os.path.getsize(p) > 0 for p in pngs)
     md = write_report(results, tmp_path / "results.md", images_dir=tmp_path / "img").read_text()
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
+    motion_part = md.split("## Motion transfer when the prompt names the motion too")[1].split("\n## ")[0]
+    assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
+    assert "| real |" in motion_part
     assert "](img/multishot_tradeoff.png)" in md
     empty = write_report({}, tmp_path / "empty.md", images_dir=tmp_path / "none").read_text()
     assert "Not run yet" in empty
@@ -288,7 +313,7 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
                                  "--variants", "vanilla,anchors", "--results", str(res),
                                  "--images", str(tmp_path / "img"), "--report", str(tmp_path / "results.md")])
     assert r.exit_code == 0, r.output
-    for name in ("eval_multishot.json", "eval_transfer.json", "eval_dmt.json"):
+    for name in ("eval_multishot.json", "eval_transfer.json", "eval_transfer-motion.json", "eval_dmt.json"):
         doc = json.loads((res / name).read_text())
         assert doc["command"].startswith("motionq eval all --model"), doc["command"]
     assert (tmp_path / "results.md").exists()

@@ -325,3 +325,22 @@ def test_live_vanilla_q_equals_the_cache(tiny_backbone, group, variant):
     assert MS.render_joint(tiny_backbone, group[:2], cfg(), masks=masks).stats["vanilla_q"] == "cache"
     tight = MS.MultiShotOptions(q_budget_bytes=1)
     assert MS.render_joint(tiny_backbone, group[:2], cfg(), masks=masks, options=tight).stats["vanilla_q"] == "live"
+
+
+def test_refine_range_left_to_the_model():
+    # A request that leaves refine_range unset gets the model's own (MultiShotOptions); one that
+    # sets it keeps it. The built-in model carries its measured range.
+    from motionq.backbones import model_settings
+    from motionq.control.phases import PAPER_REFINE_RANGE, multishot_schedule
+
+    unset = ConsistencyConfig(variant="sdsa+qpres+qflow+refine")
+    assert unset.refine_range is None
+    assert MS.MultiShotOptions().refine_range == PAPER_REFINE_RANGE
+    assert MS.with_model_defaults(unset, MS.MultiShotOptions(refine_range=(100, 600))).refine_range == (100, 600)
+    explicit = ConsistencyConfig(variant="sdsa+qpres+qflow+refine", refine_range=(300, 700))
+    assert MS.with_model_defaults(explicit, MS.MultiShotOptions(refine_range=(100, 600))) is explicit
+    ts = [1000, 945, 883, 813, 734, 644, 540, 419, 275, 103]
+    assert multishot_schedule(ts, unset)["refine"] == [1, 2, 3, 4, 5]  # the paper's 590..950
+    assert multishot_schedule(ts, MS.with_model_defaults(unset, MS.MultiShotOptions(refine_range=(100, 600))))[
+        "refine"] == [6, 7, 8, 9]
+    assert tuple(model_settings("animatic")["refine_range"]) == (100, 500)

@@ -82,7 +82,7 @@ def test_key_changes_only_for_the_edited_shot_or_its_documented_set(tmp_path):
     # Default variant (the method): 'pursuit' renders jointly with the other chaser shot, so
     # the whole joint group is re-rendered: the documented set.
     group = plan.group_of("pursuit")
-    assert plan.consistency.variant == "sdsa+qpres+qflow" and group.mode == "joint"
+    assert plan.consistency.variant == "sdsa+qpres+qflow+refine" and group.mode == "joint"
     assert changed == set(group.shot_ids)
 
     # Vanilla: shots are independent, only the edited one changes.
@@ -113,6 +113,25 @@ def test_keys_follow_model_weights_and_seed(tmp_path):
     path.write_text(path.read_text().replace("seed = 7", "seed = 8"))
     after = _keys(path)
     assert {k for k in before if before[k] != after[k]} == {"escape"}
+
+
+def test_keys_follow_the_models_own_method_settings(tmp_path, monkeypatch):
+    # The built-in model renders with its own blocks and shared-key weight: changing one of
+    # them alone must not reuse renders made with the other.
+    from motionq.backbones import model_settings
+    from motionq.backbones.animatic import build
+
+    path = _copy_example(tmp_path, "chase.toml")
+    sb = load_storyboard(path)
+    assert sb.resolved_model() == "animatic"
+    assert model_settings("animatic")["transfer_blocks"] == list(build.TRANSFER_BLOCKS)
+    assert model_settings(str(tmp_path)) == {}  # a plain folder: the method's own defaults
+    before = {s.shot_id: s.key for s in build_plan(sb, model_fingerprint=FP).shots}
+    monkeypatch.setattr(build, "TRANSFER_BLOCKS", (4, 5))
+    after = {s.shot_id: s.key for s in build_plan(sb, model_fingerprint=FP).shots}
+    assert all(before[k] != after[k] for k in before)
+    monkeypatch.undo()
+    assert {s.shot_id: s.key for s in build_plan(sb, model_fingerprint=FP).shots} == before
 
 
 def test_motion_clip_content_is_in_the_key(tmp_path):

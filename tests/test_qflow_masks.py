@@ -124,6 +124,21 @@ def test_subject_token_positions(tiny_backbone):
     assert M.subject_token_positions(tok, "a red cat", "", 16) == []
 
 
+def test_overlapping_character_masks_become_exclusive():
+    # two characters whose Otsu masks both claim token (0, 0, 1): the stronger attention keeps it
+    hard = np.zeros((2, 1, 1, 3), bool)
+    hard[0, 0, 0, :2] = True  # character 0: tokens 0, 1
+    hard[1, 0, 0, 1:] = True  # character 1: tokens 1, 2
+    soft = np.zeros((2, 1, 1, 3), np.float32)
+    soft[0, 0, 0] = [1.0, 0.4, 0.0]
+    soft[1, 0, 0] = [0.0, 0.9, 1.0]
+    out = M.exclusive(hard, soft)
+    assert out[0, 0, 0].tolist() == [True, False, False]
+    assert out[1, 0, 0].tolist() == [False, True, True]
+    assert np.array_equal(M.exclusive(hard[:1], soft[:1]), hard[:1])  # one character: unchanged
+    assert not (out[0] & out[1]).any()
+
+
 def test_upsample_and_fit_masks():
     m = np.zeros((3, 2, 2), bool)
     m[1, 0, 1] = True

@@ -63,6 +63,17 @@ def model_fingerprint(name_or_path: str) -> str:
     return folder_fingerprint(folder)
 
 
+def model_settings(name_or_path: str) -> dict:
+    """A registered backbone's own method defaults (shared-key weight, intervened blocks, ...),
+    without loading it: cache keys need them next to `model_fingerprint`. {} for a plain folder,
+    which renders with the method's defaults."""
+    if name_or_path in _REGISTRY:
+        module = importlib.import_module(_REGISTRY[name_or_path].split(":")[0])
+        settings = getattr(module, "method_settings", None)
+        return dict(settings()) if settings is not None else {}
+    return {}
+
+
 def load_backbone(name_or_path: str, **options) -> Backbone:
     """Load a backbone by registered name, or from a local folder in diffusers layout."""
     if name_or_path in _REGISTRY:

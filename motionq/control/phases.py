@@ -66,20 +66,25 @@ def schedule(timesteps: Sequence[float], **ranges: Range) -> dict[str, list[int]
     return {name: steps_in_range(timesteps, rng) for name, rng in ranges.items()}
 
 
+#: The paper's refinement range (VideoCrafter2, DDPM timesteps).
+PAPER_REFINE_RANGE = (590, 950)
+
+
 def multishot_schedule(timesteps: Sequence[float], config) -> dict[str, list[int]]:
     """Steps of each multi-shot phase for a `motionq.api.ConsistencyConfig`:
 
     sdsa:  shared attention, t in `sdsa_range`;
     qpres: Q-Preservation, the part of the SDSA range with t >= `t_pres`;
     qflow: Q-Flow, the part of the SDSA range with t < `t_pres`;
-    refine: refinement injection, t in `refine_range`.
+    refine: refinement injection, t in `refine_range` (None: the paper's `PAPER_REFINE_RANGE`;
+        `motionq.methods.multishot` puts the model's own range in before it gets here).
     """
     sdsa = steps_in_range(timesteps, config.sdsa_range)
     return {
         "sdsa": sdsa,
         "qpres": [i for i in sdsa if float(timesteps[i]) >= config.t_pres],
         "qflow": [i for i in sdsa if float(timesteps[i]) < config.t_pres],
-        "refine": steps_in_range(timesteps, config.refine_range),
+        "refine": steps_in_range(timesteps, config.refine_range or PAPER_REFINE_RANGE),
     }
 
 

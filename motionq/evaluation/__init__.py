@@ -27,12 +27,15 @@ from typing import Any, Optional
 
 import typer
 
+from motionq.api import DEFAULT_VARIANT
+
 #: Where results (JSON) go by default, relative to the working directory (the repository root).
 RESULTS_DIR = Path("benchmarks/results")
 #: Where plots go, and the generated report.
 IMAGES_DIR = Path("docs/images")
 REPORT_PATH = Path("docs/results.md")
-RESULT_FILES = {"multishot": "eval_multishot.json", "transfer": "eval_transfer.json", "dmt": "eval_dmt.json"}
+RESULT_FILES = {"multishot": "eval_multishot.json", "transfer": "eval_transfer.json",
+                "transfer_motion": "eval_transfer-motion.json", "dmt": "eval_dmt.json"}
 
 __all__ = ["IMAGES_DIR", "REPORT_PATH", "RESULTS_DIR", "RESULT_FILES", "eval_app", "load_results", "save_json"]
 
@@ -364,6 +367,7 @@ def transfer_cmd(
     frames: Optional[int] = _FRAMES,
     out: Path = typer.Option(RESULTS_DIR / RESULT_FILES["transfer"], "--out", help="Result JSON."),
     images: Path = _IMAGES,
+    examples: bool = typer.Option(True, "--examples/--no-examples", help="Contact sheet of one pair per type."),
     device: Optional[str] = _DEVICE,
     threads: int = _THREADS,
 ) -> None:
@@ -379,7 +383,7 @@ def transfer_cmd(
                                     num_frames=frames, max_pairs=max_pairs,
                                     shapes=_parse_shapes(shapes))
         backbone = _load_model(model, device)
-        result = do_transfer(backbone, settings, out, images, _command_line(ctx))
+        result = do_transfer(backbone, settings, out, images if examples else None, _command_line(ctx))
     except _user_errors() as exc:
         _fail(str(exc))
     s = result["summary"]
@@ -444,7 +448,7 @@ def storyboards_cmd(
     sets: int = typer.Option(30, "--sets", min=1),
     shots: int = typer.Option(5, "--shots", min=2),
     bench_seed: int = typer.Option(0, "--bench-seed"),
-    variant: str = typer.Option("sdsa+qpres+qflow", "--variant"),
+    variant: str = typer.Option(DEFAULT_VARIANT, "--variant"),
     model: str = typer.Option("animatic", "--model"),
 ) -> None:
     """Write the multi-shot benchmark as storyboard files (render them with `storyboard`)."""
@@ -490,6 +494,9 @@ def estimate_cmd(
     t_tr = tr["seconds_total"] * n_pairs
     total += t_tr
     lines.append(f"  transfer ({n_pairs} pairs x 12 clips)     -> {t_tr / 60:.1f} min")
+    t_trm = t_tr / 12 * 5 * 2  # prompts naming the motion: 4 strengths + text, 2 seeds
+    total += t_trm
+    lines.append(f"  transfer, motion named (x 10 clips)    -> {t_trm / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
     total += t_dmt
     lines.append(f"  dmt ({DMTSettings().pairs} pairs)                   -> {t_dmt / 60:.1f} min")
@@ -510,6 +517,8 @@ def all_cmd(
     seeds: int = typer.Option(2, "--seeds", min=1, help="Seed replicas per multi-shot set."),
     variants: str = typer.Option("all", "--variants"),
     transfer_seeds: int = typer.Option(1, "--transfer-seeds", min=1),
+    motion_seeds: int = typer.Option(2, "--motion-seeds", min=1,
+                                     help="Seed replicas of the transfer run whose prompts name the motion."),
     dmt_pairs: int = typer.Option(10, "--dmt-pairs", min=1),
     steps: int = _STEPS,
     quick: bool = typer.Option(False, "--quick", help="A smoke run: 2 sets x 3 shots, 1 seed, 3 strengths, 2 DMT pairs."),
@@ -532,14 +541,18 @@ def all_cmd(
         if quick:
             ms = MultishotSettings(sets=2, shots=3, seeds=1, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(strengths=(0.0, 0.5, 1.0), steps=steps, max_pairs=4)
+            tms = TransferSettings(strengths=(0.0, 0.6), steps=steps, max_pairs=2, prompt_mode="motion")
             ds = DMTSettings(pairs=2, budgets=(5,), steps=steps)
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(seeds=transfer_seeds, steps=steps)
+            tms = TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=motion_seeds, steps=steps,
+                                   prompt_mode="motion")
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)
         t0 = time.time()
         do_multishot(backbone, ms, results_dir / RESULT_FILES["multishot"], images, resume, command)
         do_transfer(backbone, ts, results_dir / RESULT_FILES["transfer"], images, command)
+        do_transfer(backbone, tms, results_dir / RESULT_FILES["transfer_motion"], None, command)
         do_dmt(backbone, ds, results_dir / RESULT_FILES["dmt"], command)
         written = do_report(results_dir, images, report)
     except _user_errors() as exc:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionq.api import ConsistencyConfig, GroupRequest, ShotRequest
+from motionq.api import DEFAULT_VARIANT, ConsistencyConfig, GroupRequest, ShotRequest
 from motionq.spriteworld import BACKGROUNDS, MOTIONS, background_phrase, motion_phrase
 
 __all__ = [
@@ -142,7 +142,7 @@ def _toml_string(s: str) -> str:
 def to_toml(
     spec: CharacterSet,
     *,
-    variant: str = "sdsa+qpres+qflow",
+    variant: str = DEFAULT_VARIANT,
     model: str = "animatic",
     fps: int = 8,
     size: tuple[int, int] = (256, 256),

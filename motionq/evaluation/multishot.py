@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from motionq.api import VARIANTS, ConsistencyConfig, GroupRequest
+from motionq.api import DEFAULT_VARIANT, VARIANTS, ConsistencyConfig, GroupRequest
 from motionq.evaluation.benchmark_sets import CharacterSet, group_request, multishot_benchmark
 from motionq.metrics import (
     ShotReading,
@@ -63,7 +63,7 @@ __all__ = [
 
 #: Anchor mode: the full method with the first `anchors` shots as anchors (others rendered
 #: alone against the anchors' cached subject keys/values).
-ANCHOR_VARIANT = "sdsa+qpres+qflow@anchors"
+ANCHOR_VARIANT = "sdsa+qpres+qflow+refine@anchors"
 ALL_VARIANTS: tuple[str, ...] = VARIANTS + (ANCHOR_VARIANT,)
 #: Per-group metrics summarised with confidence intervals, in report order.
 METRICS: tuple[str, ...] = (
@@ -115,10 +115,11 @@ def consistency_for(variant: str) -> tuple[ConsistencyConfig, bool]:
     """(ConsistencyConfig, anchor mode?) of an evaluation variant.
 
     Every joint variant renders the whole group together (anchors="off"); anchor mode is the
-    full method (sdsa+qpres+qflow) with anchors="auto" and the request's `anchor_ids` set.
+    default variant (`motionq.api.DEFAULT_VARIANT`) with anchors="auto" and the request's
+    `anchor_ids` set.
     """
     if variant == ANCHOR_VARIANT:
-        return ConsistencyConfig(variant="sdsa+qpres+qflow", anchors="auto"), True
+        return ConsistencyConfig(variant=DEFAULT_VARIANT, anchors="auto"), True
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     return ConsistencyConfig(variant=variant, anchors="off"), False
@@ -329,10 +330,9 @@ def pick_examples(result: Mapping[str, Any], full: str | None = None) -> dict[st
 
 
 def best_full_variant(result: Mapping[str, Any]) -> str | None:
-    """The most complete non-vanilla variant that ran: sdsa+qpres+qflow if present, else the
-    last of the ladder that has results."""
+    """The default variant if it ran, else the most complete non-vanilla one that did."""
     ran = [v for v, st in result.get("variants", {}).items() if st.get("groups")]
-    for v in ("sdsa+qpres+qflow", "sdsa+qpres+qflow+refine", "sdsa+qpres", "sdsa", ANCHOR_VARIANT):
+    for v in (DEFAULT_VARIANT, "sdsa+qpres+qflow+refine", "sdsa+qpres+qflow", "sdsa+qpres", "sdsa", ANCHOR_VARIANT):
         if v in ran:
             return v
     return None

@@ -309,7 +309,7 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
         types[p["pair_type"]] = types.get(p["pair_type"], 0) + 1
     out += [
         f"{len(doc['pairs'])} pairs ({', '.join(f'{n} {t}' for t, n in types.items())}) x {st['seeds']} seed(s); "
-        f"target prompts name only identity and background (mode `{st['prompt_mode']}`); {st['steps']} steps, "
+        f"{_PROMPT_MODE_TEXT.get(st['prompt_mode'], '')} (mode `{st['prompt_mode']}`); {st['steps']} steps, "
         f"guidance {st['guidance']}, geometry {doc['geometry']}. {_machine_line(doc)}; "
         f"{doc.get('seconds_total', 0) / 60:.1f} min.",
         "",
@@ -337,6 +337,56 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
     for p in doc.get("images", []):
         out += ["Examples (one pair per type; source, then strength 0, 0.2, ..., 1.0 and the text-only baseline):",
                 "", f"![transfer examples]({_rel(p, report)})", ""]
+    return out
+
+
+_PROMPT_MODE_TEXT = {
+    "none": "target prompts name only identity and background",
+    "still": "target prompts ask the character to stay still",
+    "motion": "target prompts also name the source's motion",
+}
+
+
+def _transfer_motion_section(doc: Mapping[str, Any] | None) -> list[str]:
+    """The transfer run whose prompts name the motion too: what the reference adds to the text."""
+    out = ["## Motion transfer when the prompt names the motion too", ""]
+    if not doc:
+        return out + ["Not run yet: `motionq eval transfer --prompt-mode motion --no-examples --out "
+                      "benchmarks/results/eval_transfer-motion.json` (or `motionq eval all`).", ""]
+    st, summ = doc["settings"], doc["summary"]
+    strengths = [f"{s:g}" for s in st["strengths"]]
+    op = f"{st['operating_strength']:g}"
+    out += [
+        "How a storyboard uses a motion reference: the shot's prompt says what happens (\"a green "
+        "circle moves left\") and the clip says exactly how (start, speed, path). Same pairs as above, "
+        f"{st['seeds']} seed(s); {_PROMPT_MODE_TEXT['motion']}, and the text-only baseline is the same "
+        f"prompt without the clip (strength 0 is that same generation). {_machine_line(doc)}; "
+        f"{doc.get('seconds_total', 0) / 60:.1f} min.",
+        "",
+        "| pairs | text only | " + " | ".join(f"strength {s}" for s in strengths)
+        + f" | identity kept at {op} | leakage at {op} | n |",
+        "|---|---|" + "---|" * len(strengths) + "---|---|---|",
+    ]
+    for ptype, per in summ["by_strength"].items():
+        base = summ["text_baseline"].get(ptype) or {}
+        at_op = per.get(op, {})
+        out.append(f"| {ptype} | {_cell(base.get('fidelity'))} | "
+                   + " | ".join(_cell(per[s]["fidelity"]) for s in strengths if s in per)
+                   + f" | {_cell(at_op.get('identity_kept'))} | {_cell(at_op.get('leakage'))} | "
+                   f"{(base.get('fidelity') or {}).get('n', 'n/a')} |")
+    out += ["", "Cells are motion fidelity (correlation of the target's path with the source's).", ""]
+    paired = summ.get("paired_vs_text")
+    if paired:
+        out += ["What the clip adds, paired on the same (pair, seed): fidelity with the clip minus "
+                "fidelity of the text-only baseline, mean [95% CI], and clear wins / losses (|diff| > 0.01):",
+                "",
+                "| pairs | " + " | ".join(f"strength {s}" for s in strengths if s != "0") + " |",
+                "|---|" + "---|" * len([s for s in strengths if s != "0"])]
+        for ptype, per in paired.items():
+            cells = [f"{_cell(per[s])} ({per[s].get('wins', 0)} / {per[s].get('losses', 0)})"
+                     for s in strengths if s != "0" and s in per]
+            out.append(f"| {ptype} | " + " | ".join(cells) + " |")
+        out.append("")
     return out
 
 
@@ -395,6 +445,8 @@ def write_report(
         "motionq eval estimate --model animatic   # time a sample first: prints the expected duration",
         "motionq eval multishot --model animatic --sets 30 --seeds 2 --variants all --out benchmarks/results/eval_multishot.json",
         "motionq eval transfer --model animatic",
+        "motionq eval transfer --model animatic --prompt-mode motion --strengths 0,0.3,0.6,1 --seeds 2 "
+        "--no-examples --out benchmarks/results/eval_transfer-motion.json",
         "motionq eval dmt --model animatic",
         "motionq eval report                      # plots + this file from the JSON files",
         "```",
@@ -408,6 +460,7 @@ def write_report(
         lines += [f"Wall time of the runs shown: {parts} (total {sum(walls.values()) / 60:.1f} min).", ""]
     lines += _multishot_section(results.get("multishot"), report, images_dir)
     lines += _transfer_section(results.get("transfer"), report, images_dir)
+    lines += _transfer_motion_section(results.get("transfer_motion"))
     lines += _dmt_section(results.get("dmt"), report, images_dir)
     lines += [_SETUP_TEXT, _METRIC_TEXT]
     report.parent.mkdir(parents=True, exist_ok=True)

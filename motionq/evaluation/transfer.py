@@ -346,7 +346,30 @@ def summarise(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) 
             timing[f"{s:g}"] = round(float(np.median(secs)), 4)
     text_secs = [r["seconds"] for r in records if r["mode"] == "text"]
     return {"by_strength": by_strength, "text_baseline": baseline, "median_seconds": timing,
-            "median_seconds_text": round(float(np.median(text_secs)), 4) if text_secs else None}
+            "median_seconds_text": round(float(np.median(text_secs)), 4) if text_secs else None,
+            "paired_vs_text": paired_vs_text(records, strengths)}
+
+
+def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) -> dict[str, Any]:
+    """Per pair type and strength: fidelity of transfer minus that of the text-only baseline on
+    the same (pair, seed), with a bootstrap CI and the number of clear wins and losses (|diff|
+    > 0.01). Pairing removes the spread between pairs, which dominates the unpaired intervals."""
+    text = {(r["pair"], r["replica"]): r.get("fidelity") for r in records if r["mode"] == "text"}
+    out: dict[str, Any] = {}
+    for t in dict.fromkeys(r["pair_type"] for r in records):
+        per: dict[str, Any] = {}
+        for s in strengths:
+            diffs = []
+            for r in records:
+                base = text.get((r["pair"], r["replica"]))
+                if (r["pair_type"] == t and r["mode"] == "transfer" and r["strength"] == s
+                        and r.get("fidelity") is not None and base is not None):
+                    diffs.append(float(r["fidelity"]) - float(base))
+            est = mean_ci(diffs).to_dict()
+            est.update(wins=sum(d > 0.01 for d in diffs), losses=sum(d < -0.01 for d in diffs))
+            per[f"{s:g}"] = est
+        out[t] = per
+    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -259,8 +259,23 @@ class SubjectMaskAccumulator:
                     continue
                 soft[c] = normalise(m)
                 hard[c] = threshold_masks(soft[c])
-            out.append(SubjectMasks(tuple(chars), hard, soft))
+            out.append(SubjectMasks(tuple(chars), exclusive(hard, soft), soft))
         return out
+
+
+def exclusive(hard: np.ndarray, soft: np.ndarray) -> np.ndarray:
+    """Masks (C, F, h, w) in which a token belongs to at most one character: where several
+    masks claim it, the character whose normalised attention is highest there keeps it.
+
+    With coarse tokens two characters' Otsu masks overlap (on the built-in model a mask is a
+    few 8x8-pixel tokens); a shared token would carry one character's features into the
+    other's (SDSA, refinement): a blue square refined into a red circle.
+    """
+    if hard.shape[0] < 2:
+        return hard
+    owner = np.argmax(np.where(hard, soft, -np.inf), axis=0)  # (F, h, w)
+    keep = owner[None] == np.arange(hard.shape[0]).reshape(-1, 1, 1, 1)
+    return hard & keep
 
 
 class CrossAttentionRecorder:

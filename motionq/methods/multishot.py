@@ -38,6 +38,7 @@ anchors. Cost is linear in the number of shots.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -50,7 +51,7 @@ import torch
 
 from motionq.api import ConsistencyConfig, GroupRequest, Progress, ProgressFn, ShotRequest
 from motionq.control.controller import AttentionController, InjectQ, Policy, QCache, RecordQ
-from motionq.control.phases import multishot_schedule, scheduler_timesteps
+from motionq.control.phases import PAPER_REFINE_RANGE, multishot_schedule, scheduler_timesteps
 from motionq.control.processors import install, layer_name
 from motionq.methods import masks as M
 from motionq.methods.qflow import QFLOW_WEIGHTS, CopyQ, QFlow
@@ -125,6 +126,8 @@ class MultiShotOptions:
     mask_range: timesteps whose cross-attention maps are averaged (cond pass).
     qflow_weight: "linear" (nearest-keyframe weight, default) or "paper" (the sigmoid).
     refine_alpha: weight of the reference's features in the refinement.
+    refine_range: the refinement's timesteps when a request leaves `refine_range` unset (the
+        paper's (590, 950); the built-in model carries (100, 500), see docs/consistency.md).
     attention: "framewise" (grouped attention, no big mask) or "dense" (one masked call).
     q_device: where the vanilla Q and anchor K/V are kept (None: where computed; "cpu" spares
         accelerator memory at the cost of copies).
@@ -147,6 +150,7 @@ class MultiShotOptions:
     mask_range: tuple[int, int] = M.DEFAULT_MASK_RANGE
     qflow_weight: str = "linear"
     refine_alpha: float = 0.8
+    refine_range: tuple[int, int] = PAPER_REFINE_RANGE
     attention: str = "framewise"
     q_device: str | None = None
     anchor_cache_size: int = 4
@@ -686,11 +690,18 @@ def _joint_refine_targets(shots, chars, subj, rows, receives, frames) -> list[Re
 
 
 
+def with_model_defaults(config: ConsistencyConfig, options: MultiShotOptions) -> ConsistencyConfig:
+    """`config` with what it leaves to the model (an unset `refine_range`) filled in from `options`."""
+    if config.refine_range is None:
+        return dataclasses.replace(config, refine_range=tuple(options.refine_range))
+    return config
+
+
 def _intervention_plan(pipe, config: ConsistencyConfig, options: MultiShotOptions, steps: int):
     """Timesteps, the phase schedule, and which blocks are intervened on / read for masks:
     shared by the joint render and the render against anchors."""
     timesteps = scheduler_timesteps(pipe.scheduler, steps)
-    sched = multishot_schedule(timesteps, config)
+    sched = multishot_schedule(timesteps, with_model_defaults(config, options))
     num_layers = len(pipe.transformer.blocks)
     blocks = sorted(set(options.blocks if options.blocks is not None else range(num_layers)))
     layers = [layer_name(b) for b in blocks]

@@ -6,7 +6,8 @@ from motionq.backbones.animatic.build import (
     AnimaticConfig,
     build_pipeline,
     load_animatic,
+    method_settings,
     model_folder,
 )
 
-__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "model_folder"]
+__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder"]
