@@ -689,7 +689,6 @@ def _joint_refine_targets(shots, chars, subj, rows, receives, frames) -> list[Re
     return out
 
 
-
 def with_model_defaults(config: ConsistencyConfig, options: MultiShotOptions) -> ConsistencyConfig:
     """`config` with what it leaves to the model (an unset `refine_range`) filled in from `options`."""
     if config.refine_range is None:

@@ -28,10 +28,11 @@ SHARED_KEY_WEIGHT = 1.0
 INTERVENED_BLOCKS = (2, 3)
 # Refinement late, t in [100, 500] (steps 13-18 of 20 at shift 2), not the paper's [590, 950]:
 # at high noise, where this model lays out the sprite and its path, blending the reference's
-# features costs motion and sprites (held-out bench seed 1, 8 sets: adherence 0.48, detected
-# 0.72); later the features carry the reference's look and leave the path be. Held-out seeds 1
-# and 2, 16 groups: identity consistency 0.32 vs 0.06 without refinement, motion adherence 0.77
-# vs 0.78 (vanilla 0.86); [100, 600] aligns more (0.40) and costs more motion (0.71).
+# features costs motion and sprites; later the features carry the reference's look and leave
+# the path be. Held-out bench seeds 1 and 2, 16 groups (benchmarks/refine_range_sweep.py):
+# identity consistency 0.32 vs 0.06 without refinement, motion adherence 0.76 vs 0.78 (vanilla
+# 0.86); [100, 600] aligns more (0.39) and costs more motion (0.71); the paper's range 0.16 /
+# 0.49 with a sprite found in only 75% of shots.
 REFINE_RANGE = (100, 500)
 # Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
 # 4-5, the paper's Wan 2.1 setting scaled) the GPU-trained weights followed real (non-sprite)
