@@ -171,9 +171,11 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   out so that motion diversity is meaningful), on its own background, with its own seed.
   Deterministic from `--bench-seed`; `motionq eval storyboards DIR` writes the sets as storyboard
   files. A group is rendered with one `GroupRequest` (`characters=("x",)`,
-  `subjects=(character prompt,)`): joint variants with `anchors="off"`; anchor mode is
-  `sdsa+qpres+qflow` with `anchors="auto"` and the first 2 shots as `anchor_ids`. Seed replica r
-  shifts every shot seed by r x 1,000,003.
+  `subjects=(character prompt,)`): joint variants with `anchors="off"`; anchor mode is the
+  default variant (`sdsa+qpres+qflow+refine`) with `anchors="auto"` and the first 2 shots as
+  `anchor_ids`, which is how a storyboard renders a group of 5 shots by default. The refinement
+  runs in the model's own range (the built-in model: t in [100, 500]). Seed replica r shifts
+  every shot seed by r x 1,000,003.
 - **Transfer sources**: 8 sprite clips (one per motion: left, right, up, down-right, up-left,
   bounce, zigzag, circle; random shape, colour, background; shapes are those the model draws,
   from its training.json: the built-in model leaves out "cross") and 5 other clips:
@@ -183,9 +185,11 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   is read from the fitted clip's tracked path (bounce.mp4's two hops fitted into 9 frames read as
   a zigzag, and that is what the text baseline then asks for). Every sprite source
   has a same-shape target (its shape, another colour) and a different-shape target (another shape
-  and colour); other clips have two random targets. Target prompts name identity and background
-  only ("a blue circle on a navy background"), so motion can only come from the reference; the
-  text-only baseline names the source's motion instead ("... bounces to the right ...").
+  and colour); other clips have two random targets. In the first transfer run target prompts
+  name identity and background only ("a blue circle on a navy background"), so motion can only
+  come from the reference; the text-only baseline names the source's motion instead ("...
+  bounces to the right ..."). The second run names the motion in both, so the paired difference
+  is what the clip adds to the text.
 - **DMT-style baseline** (`dmt.py`): DMT's space-time (SMM) loss, pairwise frame differences of the
   spatially averaged output of the middle transformer block, `1 - cos` against the source's;
   the latent is optimised with Adam for the first 40% of the steps (steps at sigma = 1 are
@@ -193,7 +197,7 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   source's features come from its latent forward-noised with the generation's own noise
   (DMT uses DDIM inversion, which the flow-matching Euler sampler does not provide). Budgets are
   Adam iterations per guided step; the cost ratio uses the cheapest budget that reaches our
-  fidelity at strength 0.6.
+  fidelity at strength 0.6 (or, when none does, the budget with the best fidelity).
 - **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with a
   training job), an untimed warm-up first; methods compared in the same run, interleaved per pair
   for the DMT comparison.
