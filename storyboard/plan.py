@@ -23,7 +23,8 @@ from pathlib import Path
 from motionq.api import ConsistencyConfig, GroupRequest, MotionSpec, ShotRequest
 
 #: Bump when the rendering code changes what a given request produces.
-KEY_VERSION = 1
+#: 2: subject masks exclusive between a shot's characters; the refinement range left to the model.
+KEY_VERSION = 2
 
 #: Groups larger than this use anchor mode when `anchors = "auto"`.
 AUTO_ANCHOR_THRESHOLD = 4
