@@ -23,6 +23,8 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+#: Terminal columns below which `storyboard plan` lists prompts under the table, not in it.
+PLAN_INLINE_PROMPT_WIDTH = 140
 
 
 class UserError(Exception):
@@ -111,18 +113,28 @@ def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print t
             s["status"] = "cached" if cache.has(s["key"]) else "stale"
         print(json.dumps(data, indent=2))
         return
+    # In a narrow terminal the prompt column would be squeezed to nothing: prompts go below.
+    prompts_inline = out.width >= PLAN_INLINE_PROMPT_WIDTH
     t = Table(title=f"{p.title} — {p.duration:.2f} s at {p.fps} fps, model {p.model}, "
                     f"consistency {p.consistency.variant}")
-    for col in ("#", "shot", "frames", "seed", "group", "characters", "key", "status"):
-        t.add_column(col, no_wrap=True)
-    t.add_column("prompt", overflow="fold", ratio=1)
+    heads = ("#", "shot", "frames", "seed", "group", "characters", "key", "status") if prompts_inline else \
+        ("#", "shot", "fr", "seed", "group", "chars", "key", "status")
+    for col in heads:
+        t.add_column(col, no_wrap=col not in ("group", "characters", "chars"))
+    if prompts_inline:
+        t.add_column("prompt", overflow="fold", ratio=1)
     for s in p.shots:
         group = p.group_of(s.shot_id)
         gtxt = f"{s.group} ({group.mode}{', anchor' if s.anchor else ''})"
-        t.add_row(str(s.index + 1), s.shot_id, str(s.request.num_frames), str(s.request.seed), gtxt,
-                  ", ".join(s.request.characters), s.key[:10],
-                  "cached" if cache.has(s.key) else "stale", s.request.prompt)
+        row = [str(s.index + 1), s.shot_id, str(s.request.num_frames), str(s.request.seed), gtxt,
+               ", ".join(s.request.characters), s.key[:10 if prompts_inline else 8],
+               "cached" if cache.has(s.key) else "stale"]
+        t.add_row(*row, *([s.request.prompt] if prompts_inline else []))
     out.print(t)
+    if not prompts_inline:
+        out.print("prompts:")
+        for s in p.shots:
+            out.print(f"  {s.index + 1} {s.shot_id}: {s.request.prompt}", markup=False)
 
 
 @app.command()

@@ -191,3 +191,17 @@ def test_plan_notes_character_fields_the_renderer_does_not_use(tmp_path):
     assert r.returncode == 0, r.stderr
     notes = [l for l in r.stderr.splitlines() if l.startswith("note:")]
     assert notes == [f"note: {film}: characters.hero: mask is checked but not used by the renderer yet"]
+
+
+def test_plan_shows_whole_prompts_in_narrow_and_wide_terminals(tmp_path):
+    film = tiny_copy(tmp_path)
+    prompt = "a blue square moves up and right on a navy background"  # closing-in, after {chaser}
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    for cols, below in ((80, True), (200, False)):
+        r = subprocess.run([sys.executable, "-m", "storyboard.cli", "plan", str(film)], capture_output=True,
+                           text=True, timeout=300, env=dict(env, COLUMNS=str(cols)))
+        assert r.returncode == 0, r.stderr
+        assert ("prompts:" in r.stdout) == below
+        line = [ln for ln in r.stdout.splitlines() if "closing-in" in ln][-1]  # narrow: the list below
+        assert prompt in line, r.stdout
+        assert max(len(ln) for ln in r.stdout.splitlines()) <= cols
