@@ -268,6 +268,13 @@ def do_dmt(backbone, settings, out: Path, command: str) -> dict[str, Any]:
     return result
 
 
+def motion_transfer_settings(steps: int = 20, seeds: int = 2):
+    """The `eval all` transfer run whose prompts name the motion (4 strengths, 2 seeds)."""
+    from motionq.evaluation.transfer import TransferSettings
+
+    return TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion")
+
+
 def do_report(results_dir: Path, images: Path, report: Path) -> list[str]:
     from motionq.evaluation.plots import plot_all, write_report
 
@@ -494,9 +501,11 @@ def estimate_cmd(
     t_tr = tr["seconds_total"] * n_pairs
     total += t_tr
     lines.append(f"  transfer ({n_pairs} pairs x 12 clips)     -> {t_tr / 60:.1f} min")
-    t_trm = t_tr / 12 * 5 * 2  # prompts naming the motion: 4 strengths + text, 2 seeds
+    tms = motion_transfer_settings(steps)
+    clips = (len(tms.strengths) + 1) * tms.seeds  # + the text-only baseline, per seed
+    t_trm = t_tr / (len(TransferSettings().strengths) + 1) * clips
     total += t_trm
-    lines.append(f"  transfer, motion named (x 10 clips)    -> {t_trm / 60:.1f} min")
+    lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
     total += t_dmt
     lines.append(f"  dmt ({DMTSettings().pairs} pairs)                   -> {t_dmt / 60:.1f} min")
@@ -546,8 +555,7 @@ def all_cmd(
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(seeds=transfer_seeds, steps=steps)
-            tms = TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=motion_seeds, steps=steps,
-                                   prompt_mode="motion")
+            tms = motion_transfer_settings(steps, motion_seeds)
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)
         t0 = time.time()
         do_multishot(backbone, ms, results_dir / RESULT_FILES["multishot"], images, resume, command)
