@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from motionq.backbones import load_backbone  # noqa: E402
-from motionq.backbones.animatic import AnimaticConfig  # noqa: E402
+from motionq.backbones.animatic import AnimaticConfig, published_config  # noqa: E402
 from motionq.spriteworld import (  # noqa: E402
     MOTIONS, WorldConfig, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
 )
@@ -80,7 +80,7 @@ def main() -> None:
     backbone = load_backbone(args.model)
     pipe = backbone.pipe
     pipe.set_progress_bar_config(disable=True)
-    cfg = AnimaticConfig()
+    cfg = published_config()  # the sizes the published weights use
     wcfg = world_config(cfg)  # the world the model was trained on
 
     hits = {"colour": 0, "shape": 0, "motion": 0}

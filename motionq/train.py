@@ -25,7 +25,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +68,9 @@ class TrainConfig:
     eval_samples: int = 24
     log_every: int = 50
     seed: int = 0
+    # Share of two-character scenes in the training data. 0.25 up to step 30,795; raised to
+    # 0.5 after: with two characters the model put the right motions on the wrong sprites.
+    p_two: float = 0.25
     model: AnimaticConfig = field(default_factory=AnimaticConfig)
 
 
@@ -75,12 +78,15 @@ class TrainConfig:
 # Data
 
 
-def world_config(model: AnimaticConfig):
+def world_config(model: AnimaticConfig, p_two: float | None = None):
+    """The sprite world a model of these sizes trains on (``p_two``: share of two-character
+    scenes; None = the world's default, which held-out evaluations use)."""
     from motionq.spriteworld import WorldConfig
 
     # Caption dropout for guidance is the trainer's own (TrainConfig.caption_dropout).
+    extra = {} if p_two is None else {"p_two": p_two}
     return WorldConfig(height=model.height, width=model.width, num_frames=model.num_frames,
-                       shapes=tuple(model.shapes), p_empty=0.0)
+                       shapes=tuple(model.shapes), p_empty=0.0, **extra)
 
 
 def video_tensor(frames: np.ndarray) -> torch.Tensor:
@@ -94,11 +100,11 @@ def video_tensor(frames: np.ndarray) -> torch.Tensor:
 def sample_batch(rng: np.random.Generator, cfg: TrainConfig, n: int):
     from motionq.spriteworld import sample_batch as world_batch
 
-    frames, captions, _ = world_batch(rng, world_config(cfg.model), n)
+    frames, captions, _ = world_batch(rng, world_config(cfg.model, cfg.p_two), n)
     return video_tensor(frames), list(captions)
 
 
-def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float):
+def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float, p_two: float = 0.25):
     """The training batch of one step, seeded by (run seed, step) alone.
 
     Runs in data-worker processes (``--workers``): the batch does not depend on how many
@@ -109,7 +115,7 @@ def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float):
 
     cfg = AnimaticConfig(**{**model_cfg, "shapes": tuple(model_cfg["shapes"])})
     rng = np.random.default_rng([seed, 7, step])
-    frames, captions, _ = world_batch(rng, world_config(cfg), n, as_float=False)
+    frames, captions, _ = world_batch(rng, world_config(cfg, p_two), n, as_float=False)
     drop = rng.random(n) < dropout
     captions = ["" if d else c for c, d in zip(captions, drop)]
     ids, mask = tokenize(_world_tokenizer(), captions, cfg.max_sequence_length)
@@ -135,16 +141,16 @@ class BatchStream:
 
         # spawn: the parent may already hold a CUDA context, which fork must not copy.
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-        self.args = (asdict(cfg.model), cfg.seed, cfg.batch, cfg.caption_dropout)
+        self.args = (asdict(cfg.model), cfg.seed, cfg.batch, cfg.caption_dropout, cfg.p_two)
         self.ahead = 2 * workers
         self.next_step = first_step
         self.pending: list = []
         self._fill()
 
     def _fill(self) -> None:
-        model, seed, batch, dropout = self.args
+        model, seed, batch, dropout, p_two = self.args
         while len(self.pending) < self.ahead:
-            self.pending.append(self.pool.submit(step_batch, model, seed, self.next_step, batch, dropout))
+            self.pending.append(self.pool.submit(step_batch, model, seed, self.next_step, batch, dropout, p_two))
             self.next_step += 1
 
     def next(self):
@@ -581,7 +587,10 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
     tr = Trainer(out, cfg, device=device)
     if overrides:
         for k, v in overrides.items():
-            setattr(tr.cfg, k, v)
+            if k == "max_sequence_length":  # a model size that no weight depends on
+                tr.cfg.model = replace(tr.cfg.model, max_sequence_length=v)
+            else:
+                setattr(tr.cfg, k, v)
         if "lr" in overrides:
             # a new peak lr starts a new schedule: warm up again, forget the old anneal
             tr.cfg.anneal_from = tr.cfg.anneal_to = 0
@@ -699,6 +708,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workers", type=int, default=0, help="data-worker processes (for a GPU)")
     ap.add_argument("--batch", type=int, default=None, help="change the batch size from now on")
     ap.add_argument("--lr", type=float, default=None, help="new peak lr from now on (warms up again)")
+    ap.add_argument("--p-two", type=float, default=None,
+                    help="share of two-character scenes in the data from now on")
+    ap.add_argument("--max-sequence-length", type=int, default=None,
+                    help="text tokens per caption from now on (the text encoder has no position table)")
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--checkpoint-every", type=int, default=None)
     ap.add_argument("--mirror", type=Path, default=None,
@@ -727,7 +740,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"published step {tr.step} to {tr.publish(args.publish_to)}")
         return
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
-                                   ("checkpoint_every", args.checkpoint_every)) if v is not None}
+                                   ("checkpoint_every", args.checkpoint_every), ("p_two", args.p_two),
+                                   ("max_sequence_length", args.max_sequence_length)) if v is not None}
     run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to, device=args.device,
         workers=args.workers, overrides=overrides, mirror=args.mirror)
 

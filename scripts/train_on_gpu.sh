@@ -4,6 +4,7 @@
 # Needs the wheels the machine lacks in .whl/ (diffusers, importlib_metadata, lazy-importer).
 # Back here: python -m motionq.train --out checkpoints/animatic --import-shards <files_at>
 set -u
+# EXTRA: more train flags for this chunk, e.g. EXTRA="--p-two 0.5 --max-sequence-length 32".
 MIN=${MIN:-7}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
@@ -13,4 +14,4 @@ mkdir -p /tmp/run
 cp checkpoints/animatic/{model,ema,codec}.safetensors checkpoints/animatic/state.json /tmp/run/
 python3 -m motionq.train --out /tmp/run --minutes "$MIN" --device cuda --workers 14 \
     --batch 256 --lr ${LR:-5e-4} --anneal-to ${ANNEAL:-auto} --eval-every 2000 --checkpoint-every ${CKPT:-1000} \
-    --mirror "$OUT" 2>&1 | tee "$OUT/train.log"
+    --mirror "$OUT" ${EXTRA:-} 2>&1 | tee "$OUT/train.log"

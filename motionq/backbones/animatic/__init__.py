@@ -8,6 +8,8 @@ from motionq.backbones.animatic.build import (
     load_animatic,
     method_settings,
     model_folder,
+    published_config,
 )
 
-__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder"]
+__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder",
+           "published_config"]

@@ -68,6 +68,20 @@ class AnimaticConfig:
         return asdict(self)
 
 
+def published_config(folder: Path = WEIGHTS_DIR) -> AnimaticConfig:
+    """The sizes the published weights were trained with (their training.json), so settings
+    that no weight pins (the caption length) follow the weights; defaults where it is absent."""
+    import json
+
+    try:
+        model = json.loads((folder / "training.json").read_text())["config"]["model"]
+    except (OSError, ValueError, KeyError):
+        return AnimaticConfig()
+    known = set(AnimaticConfig.__dataclass_fields__)
+    values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in model.items() if k in known}
+    return AnimaticConfig(**values)
+
+
 def build_transformer(cfg: AnimaticConfig):
     from diffusers import WanTransformer3DModel
 
@@ -131,7 +145,7 @@ def load_animatic(**options):
             "(they are committed to the repository; a checkout without them can make them with "
             "`motionq train` and `motionq train --publish`)"
         )
-    cfg = AnimaticConfig()
+    cfg = published_config()
     options.setdefault("name", "animatic")
     options.setdefault("native_size", (cfg.height, cfg.width))
     options.setdefault("max_sequence_length", cfg.max_sequence_length)
