@@ -35,6 +35,19 @@ def test_loads_through_the_generic_folder_path(animatic):
     assert tuple(animatic.native_size()) == (cfg.height, cfg.width)
 
 
+def test_caption_length_follows_the_published_weights(animatic, tmp_path):
+    """The caption length is pinned by no weight, so it comes from the weights' training.json:
+    the committed weights were trained on 32 tokens (two-character captions are up to 25)."""
+    import json
+
+    from motionq.backbones.animatic import published_config
+
+    trained = json.loads((WEIGHTS_DIR / "training.json").read_text())["config"]["model"]
+    assert animatic.max_sequence_length == published_config().max_sequence_length \
+        == trained["max_sequence_length"] == 32
+    assert published_config(tmp_path) == AnimaticConfig()  # no training.json: the defaults
+
+
 def test_codec_round_trip_keeps_identity_and_motion(animatic):
     """Ground-truth sprite clips through encode/decode still read correctly with the analyser."""
     codec = animatic.pipe.vae
@@ -135,6 +148,29 @@ def test_step_batches_depend_on_the_step_alone(tmp_path):
     assert np.array_equal(got[0], a[0]) and torch.equal(got[1], a[1]) and torch.equal(got[2], a[2])
     tr = Trainer(tmp_path / "run", cfg)
     assert np.isfinite(tr.diffusion_step(a))
+
+
+def test_chunk_overrides_change_the_data_and_persist(tmp_path):
+    """`--p-two` and `--max-sequence-length` change a resumed run's batches and stay in its
+    checkpoint, so the next chunk trains on the same data."""
+    from dataclasses import asdict
+
+    from motionq.spriteworld import parse_caption
+    from motionq.train import TrainConfig, Trainer, run, step_batch
+
+    Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1, codec_steps=0)).save()
+    tr = run(tmp_path / "run", minutes=5, max_steps=1,
+             overrides={"p_two": 1.0, "max_sequence_length": 24, "batch": 2})
+    back = Trainer(tmp_path / "run")
+    assert back.step == tr.step == 1
+    assert back.cfg.p_two == 1.0 and back.cfg.model.max_sequence_length == 24
+    frames, ids, mask = step_batch(asdict(back.cfg.model), 0, 5, 6, 0.0, back.cfg.p_two)
+    assert ids.shape == (6, 24)
+    from motionq.train import world_config
+    from motionq.spriteworld import sample_batch
+
+    _, captions, _ = sample_batch(np.random.default_rng(0), world_config(back.cfg.model, 1.0), 6)
+    assert all(len(parse_caption(c)["characters"]) == 2 for c in captions)
 
 
 def test_checkpoint_shards_round_trip(tmp_path):
