@@ -301,6 +301,37 @@ class Trainer:
             self.resumed_without_optimizer = self.step > 0
             self._warm_from = self.step
 
+    def grow_text_encoder(self, layers: int) -> None:
+        """Append text-encoder blocks that start as the identity, so the model samples exactly as
+        before and training decides what the new depth does (binding a motion phrase to its
+        subject needs more than 2 layers of mixing, docs/model-card.md). The optimiser restarts
+        (its warm-up) because it now has more parameters."""
+        from motionq.backbones.animatic.text import build_text_encoder
+
+        old = self.cfg.model.text_layers
+        if layers <= old:
+            raise SystemExit(f"--text-layers {layers}: the text encoder already has {old} layers "
+                             "(it can only grow)")
+        with torch.random.fork_rng(devices=[]):  # keep the run's RNG stream as it was
+            grown = build_text_encoder(len(self.tokenizer), self.cfg.model.text_dim, layers, self.cfg.seed)
+        missing, unexpected = grown.load_state_dict(self.text_encoder.state_dict(), strict=False)
+        assert not unexpected and all(".block." in k for k in missing), (missing, unexpected)
+        with torch.no_grad():
+            for block in grown.encoder.block[old:]:
+                # pre-norm residual blocks: zero output projections make x + 0
+                block.layer[0].SelfAttention.o.weight.zero_()
+                block.layer[1].DenseReluDense.wo.weight.zero_()
+        grown.to(self.device).eval()
+        self.text_encoder = self.pipe.text_encoder = grown
+        self.pipe.register_modules(text_encoder=grown)
+        self.cfg.model = replace(self.cfg.model, text_layers=layers)
+        ema = {f"text_encoder.{k}": v.detach().clone() for k, v in grown.state_dict().items()}
+        self.ema = {**ema, **{k: v for k, v in self.ema.items() if k in ema or not k.startswith("text_encoder.")}}
+        self.opt = torch.optim.AdamW(self._trainable_params(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        self.resumed_without_optimizer = True
+        self._warm_from = self.step
+        print(f"text encoder grown from {old} to {layers} layers at step {self.step}", flush=True)
+
     # -- stage 1: codec -----------------------------------------------------------------------
     def train_codec(self, deadline: float) -> None:
         cfg = self.cfg
@@ -587,7 +618,9 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
     tr = Trainer(out, cfg, device=device)
     if overrides:
         for k, v in overrides.items():
-            if k == "max_sequence_length":  # a model size that no weight depends on
+            if k == "text_layers":
+                tr.grow_text_encoder(v)
+            elif k == "max_sequence_length":  # a model size that no weight depends on
                 tr.cfg.model = replace(tr.cfg.model, max_sequence_length=v)
             else:
                 setattr(tr.cfg, k, v)
@@ -712,6 +745,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="share of two-character scenes in the data from now on")
     ap.add_argument("--max-sequence-length", type=int, default=None,
                     help="text tokens per caption from now on (the text encoder has no position table)")
+    ap.add_argument("--text-layers", type=int, default=None,
+                    help="grow the text encoder to this many layers (new ones start as the identity)")
     ap.add_argument("--eval-every", type=int, default=None)
     ap.add_argument("--checkpoint-every", type=int, default=None)
     ap.add_argument("--mirror", type=Path, default=None,
@@ -741,7 +776,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
                                    ("checkpoint_every", args.checkpoint_every), ("p_two", args.p_two),
-                                   ("max_sequence_length", args.max_sequence_length)) if v is not None}
+                                   ("max_sequence_length", args.max_sequence_length),
+                                   ("text_layers", args.text_layers)) if v is not None}
     run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to, device=args.device,
         workers=args.workers, overrides=overrides, mirror=args.mirror)
 

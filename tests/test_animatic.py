@@ -173,6 +173,33 @@ def test_chunk_overrides_change_the_data_and_persist(tmp_path):
     assert all(len(parse_caption(c)["characters"]) == 2 for c in captions)
 
 
+def test_grown_text_encoder_starts_as_the_old_one_and_resumes(tmp_path):
+    """`--text-layers` appends identity blocks: the same prompt embeddings (so the same
+    samples) until training changes them; the grown run saves and resumes with the new depth."""
+    from motionq.backbones.animatic.text import encode_prompts
+    from motionq.train import TrainConfig, Trainer, run
+
+    tr = Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1, codec_steps=0))
+    tr.diffusion_step()
+    tr.save()
+    prompts = ["a red circle moves left and a blue square bounces", ""]
+    with torch.no_grad():
+        before = encode_prompts(tr.tokenizer, tr.ema_pipeline().text_encoder, prompts, 16)
+    tr = run(tmp_path / "run", minutes=5, max_steps=1, overrides={"text_layers": 3})
+    assert tr.step == 1  # grown, not trained: max_steps already reached
+    with torch.no_grad():
+        after = encode_prompts(tr.tokenizer, tr.ema_pipeline().text_encoder, prompts, 16)
+    assert len(tr.text_encoder.encoder.block) == 3
+    assert torch.allclose(before, after, atol=1e-6)
+    tr.diffusion_step()
+    tr.save()
+    back = Trainer(tmp_path / "run")
+    assert back.cfg.model.text_layers == 3 and len(back.text_encoder.encoder.block) == 3
+    assert back.step == 2
+    with pytest.raises(SystemExit, match="can only grow"):
+        back.grow_text_encoder(2)
+
+
 def test_checkpoint_shards_round_trip(tmp_path):
     """--mirror writes files a device machine can send back (< 16 MiB); --import-shards rebuilds
     the run folder from them."""
