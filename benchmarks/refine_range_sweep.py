@@ -9,7 +9,8 @@ refinement range (timesteps, "low,high") and `refine_alpha`, plus `vanilla` and
 `sdsa+qpres+qflow` (no refinement) as references, and scores them with the evaluation's
 metrics (identity consistency, motion adherence, share of shots where a character is found).
 Use bench seeds other than the full evaluation's (0), so the setting is not tuned on the sets
-it is then judged on. Prints a table, asserts nothing, writes
+it is then judged on. `--anchors 2` renders the refinement runs in anchor mode (the first 2
+shots as anchors), the way a storyboard renders a 5-shot group by default. Prints a table, asserts nothing, writes
 benchmarks/results/refine_range_sweep-<model>.json (or `--out`).
 """
 
@@ -56,6 +57,8 @@ def main() -> None:
     ap.add_argument("--ranges", default="100,500;100,600;300,600;590,950")
     ap.add_argument("--alphas", default="0.8")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--anchors", type=int, default=0,
+                    help="render refinement runs in anchor mode with this many anchors (0: jointly)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -77,12 +80,15 @@ def main() -> None:
         t0 = time.time()
         backbone.multishot_options = (dataclasses.replace(base_options, refine_alpha=alpha)
                                       if alpha is not None else base_options)
-        cfg = ConsistencyConfig(variant=variant, anchors="off", refine_range=rng)
+        anchored = args.anchors > 0 and rng is not None
+        cfg = ConsistencyConfig(variant=variant, anchors="auto" if anchored else "off", refine_range=rng)
         scores = []
         for _, spec in sets:
-            req = group_request(spec, cfg, num_frames=n, steps=args.steps)
+            req = group_request(spec, cfg, num_frames=n, steps=args.steps,
+                                anchors=args.anchors if anchored else 0)
             scores.append(evaluate_group(req, backbone.render_group(req)))
-        row = {"label": label, "variant": variant, "refine_range": list(rng) if rng else None,
+        row = {"label": label + (" anchors" if anchored else ""), "variant": variant,
+               "anchors": args.anchors if anchored else 0, "refine_range": list(rng) if rng else None,
                "refine_alpha": alpha, "groups": len(scores), "seconds": round(time.time() - t0, 1)}
         for m in METRICS:
             row[m] = mean_ci([s[m] for s in scores]).to_dict()
@@ -94,7 +100,7 @@ def main() -> None:
     out = args.out or ROOT / "benchmarks" / "results" / f"refine_range_sweep-{Path(args.model).name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = {"model": args.model, "fingerprint": backbone.fingerprint(), "sets": args.sets, "bench_seeds": seeds,
-           "steps": args.steps, "rows": rows,
+           "steps": args.steps, "anchors": args.anchors, "rows": rows,
            "command": "python benchmarks/refine_range_sweep.py " + " ".join(sys.argv[1:])}
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps(doc, indent=1))

@@ -403,7 +403,7 @@ def transfer_cmd(
 def dmt_cmd(
     ctx: typer.Context,
     model: str = _MODEL,
-    pairs: int = typer.Option(10, "--pairs", min=1, help="Pairs (a prefix of the transfer pairs)."),
+    pairs: int = typer.Option(26, "--pairs", min=1, help="Pairs (a prefix of the transfer pairs; 26 = all)."),
     seeds: int = typer.Option(1, "--seeds", min=1),
     budgets: str = typer.Option("5,10,20,40", "--budgets", help="Adam iterations per guided step, comma list."),
     fraction: float = typer.Option(0.4, "--fraction", min=0.0, max=1.0, help="Share of steps optimised."),
@@ -528,7 +528,7 @@ def all_cmd(
     transfer_seeds: int = typer.Option(1, "--transfer-seeds", min=1),
     motion_seeds: int = typer.Option(2, "--motion-seeds", min=1,
                                      help="Seed replicas of the transfer run whose prompts name the motion."),
-    dmt_pairs: int = typer.Option(10, "--dmt-pairs", min=1),
+    dmt_pairs: int = typer.Option(26, "--dmt-pairs", min=1),
     steps: int = _STEPS,
     quick: bool = typer.Option(False, "--quick", help="A smoke run: 2 sets x 3 shots, 1 seed, 3 strengths, 2 DMT pairs."),
     resume: bool = typer.Option(False, "--resume", help="Resume the multi-shot part from its JSON."),
