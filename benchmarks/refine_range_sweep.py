@@ -57,6 +57,10 @@ def main() -> None:
     ap.add_argument("--ranges", default="100,500;100,600;300,600;590,950")
     ap.add_argument("--alphas", default="0.8")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--refine-mode", default=None, help="MultiShotOptions.refine_mode (default: the model's)")
+    ap.add_argument("--shared-key-weight", type=float, default=None,
+                    help="MultiShotOptions.shared_key_weight for the refinement runs (default: the model's; "
+                         "a tiny weight such as 1e-6 turns sharing off)")
     ap.add_argument("--anchors", type=int, default=0,
                     help="render refinement runs in anchor mode with this many anchors (0: jointly)")
     ap.add_argument("--out", type=Path, default=None)
@@ -64,7 +68,11 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
 
     backbone = load_backbone(args.model)
+    if args.refine_mode:
+        backbone.multishot_options = dataclasses.replace(backbone.multishot_options, refine_mode=args.refine_mode)
     base_options = backbone.multishot_options
+    refine_options = (dataclasses.replace(base_options, shared_key_weight=args.shared_key_weight)
+                      if args.shared_key_weight is not None else base_options)
     seeds = [int(s) for s in args.bench_seeds.split(",")]
     sets = [(seed, s) for seed in seeds for s in multishot_benchmark(args.sets, 5, seed)]
     n = backbone.default_frames
@@ -78,7 +86,7 @@ def main() -> None:
     rows = []
     for label, variant, rng, alpha in runs:
         t0 = time.time()
-        backbone.multishot_options = (dataclasses.replace(base_options, refine_alpha=alpha)
+        backbone.multishot_options = (dataclasses.replace(refine_options, refine_alpha=alpha)
                                       if alpha is not None else base_options)
         anchored = args.anchors > 0 and rng is not None
         cfg = ConsistencyConfig(variant=variant, anchors="auto" if anchored else "off", refine_range=rng)
@@ -88,6 +96,8 @@ def main() -> None:
                                 anchors=args.anchors if anchored else 0)
             scores.append(evaluate_group(req, backbone.render_group(req)))
         row = {"label": label + (" anchors" if anchored else ""), "variant": variant,
+               "refine_mode": base_options.refine_mode if rng else None,
+               "shared_key_weight": backbone.multishot_options.shared_key_weight,
                "anchors": args.anchors if anchored else 0, "refine_range": list(rng) if rng else None,
                "refine_alpha": alpha, "groups": len(scores), "seconds": round(time.time() - t0, 1)}
         for m in METRICS:

@@ -344,3 +344,30 @@ def test_refine_range_left_to_the_model():
     assert multishot_schedule(ts, MS.with_model_defaults(unset, MS.MultiShotOptions(refine_range=(100, 600))))[
         "refine"] == [6, 7, 8, 9]
     assert tuple(model_settings("animatic")["refine_range"]) == (100, 500)
+
+
+def test_refine_modes_blend_as_documented():
+    """"match" copies the matched reference feature (weight alpha); "mean" moves the subject's
+    mean feature to the reference's by alpha and keeps each token's deviation from it; tokens
+    outside the subject and the reference row are untouched."""
+    from types import SimpleNamespace
+
+    from motionq.methods.sdsa import Refine, RefineTarget
+
+    torch.manual_seed(0)
+    out = torch.randn(2, 8, 6)  # rows x tokens (2 frames of 4) x channels
+    pos = [torch.tensor([1, 2]), torch.tensor([5])]
+    tg = RefineTarget(row=1, positions=pos, ref_row=0, ref_positions=[torch.tensor([0, 3]), torch.tensor([6])])
+    ctx = SimpleNamespace(step=0, pass_name="cond")
+    new = Refine([tg], ["l"], [0], alpha=0.5, mode="mean").on_output("l", out, ctx)
+    mine, ref = out[1, [1, 2]], out[0, [0, 3]]
+    want = mine + 0.5 * (ref.mean(0) - mine.mean(0))
+    assert torch.allclose(new[1, [1, 2]], want)
+    assert torch.allclose(new[1, [1, 2]] - new[1, [1, 2]].mean(0), mine - mine.mean(0))  # detail kept
+    assert torch.allclose(new[1, 5], out[1, 5] + 0.5 * (out[0, 6] - out[1, 5]))
+    untouched = [0, 3, 4, 6, 7]
+    assert torch.equal(new[1, untouched], out[1, untouched]) and torch.equal(new[0], out[0])
+    match = Refine([tg], ["l"], [0], alpha=1.0, mode="match").on_output("l", out, ctx)
+    assert all(any(torch.equal(match[1, p], out[0, r]) for r in (0, 3)) for p in (1, 2))
+    with pytest.raises(ValueError, match="refine mode"):
+        Refine([tg], ["l"], [0], mode="median")

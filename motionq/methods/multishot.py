@@ -126,6 +126,8 @@ class MultiShotOptions:
     mask_range: timesteps whose cross-attention maps are averaged (cond pass).
     qflow_weight: "linear" (nearest-keyframe weight, default) or "paper" (the sigmoid).
     refine_alpha: weight of the reference's features in the refinement.
+    refine_mode: "match" (the paper's: each subject token takes its matched reference feature)
+        or "mean" (the subject's mean feature moves to the reference's; see `sdsa.REFINE_MODES`).
     refine_range: the refinement's timesteps when a request leaves `refine_range` unset (the
         paper's (590, 950); the built-in model carries (100, 500), see docs/consistency.md).
     attention: "framewise" (grouped attention, no big mask) or "dense" (one masked call).
@@ -150,6 +152,7 @@ class MultiShotOptions:
     mask_range: tuple[int, int] = M.DEFAULT_MASK_RANGE
     qflow_weight: str = "linear"
     refine_alpha: float = 0.8
+    refine_mode: str = "match"
     refine_range: tuple[int, int] = PAPER_REFINE_RANGE
     attention: str = "framewise"
     q_device: str | None = None
@@ -598,7 +601,8 @@ def render_joint(
                                            options.q_device))
             if phases.refine and sched["refine"]:
                 targets = _joint_refine_targets(shots, chars, subj, rows, receives, grid[0])
-                pols.append(Refine(targets, layers, sched["refine"], options.refine_alpha))
+                pols.append(Refine(targets, layers, sched["refine"], options.refine_alpha,
+                                   mode=options.refine_mode))
             for p in pols:
                 ctl.add(p)
             sub = torch.as_tensor(batch)
@@ -882,7 +886,8 @@ def render_against_anchors(
                 out_recorded = sorted({k[1] for k in store.out})
                 out_map = {s: min(out_recorded, key=lambda r: abs(store.timesteps[r] - timesteps[s]))
                            for s in sched["refine"]}
-                pols.append(Refine([target], layers, sched["refine"], options.refine_alpha, store, out_map))
+                pols.append(Refine([target], layers, sched["refine"], options.refine_alpha, store, out_map,
+                                   mode=options.refine_mode))
         for p in pols:
             ctl.add(p)
         n = 2 if live else 1

@@ -378,16 +378,25 @@ class RefineTarget:
     anchor_select: list[torch.Tensor] | None = None
 
 
+#: How the refinement blends: "match" copies the reference's feature at each token's argmax
+#: cosine correspondence (the paper's DIFT-like injection); "mean" shifts the subject tokens'
+#: mean feature towards the reference's subject mean and keeps each token's own deviation.
+REFINE_MODES = ("match", "mean")
+
+
 class Refine(_StepLayerPolicy):
     """Blend the reference's attention output into each target's subject tokens at argmax
     cosine correspondences (see the module docstring). Both passes."""
 
     def __init__(self, targets: Sequence[RefineTarget], layers: Iterable[str], steps: Iterable[int],
                  alpha: float = 0.8, store: AnchorKV | None = None,
-                 step_map: dict[int, int] | None = None):
+                 step_map: dict[int, int] | None = None, mode: str = "match"):
         super().__init__(layers, steps)
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"refine alpha must be in [0, 1], got {alpha}")
+        if mode not in REFINE_MODES:
+            raise ValueError(f"refine mode must be one of {REFINE_MODES}, got {mode!r}")
+        self.mode = mode
         self.targets = list(targets)
         self.alpha = float(alpha)
         self.store = store
@@ -419,9 +428,14 @@ class Refine(_StepLayerPolicy):
                     ref = feats[tg.anchor][sel.to(feats[tg.anchor].device)].to(out.device, out.dtype)
                 p = pos.to(out.device)
                 mine = out[tg.row, p]
-                sim = F.normalize(mine.float(), dim=-1) @ F.normalize(ref.float(), dim=-1).T
-                match = sim.argmax(dim=1)
-                new[tg.row, p] = (1.0 - self.alpha) * mine + self.alpha * ref[match]
+                if self.mode == "mean":
+                    # Move the subject's mean feature (its look) towards the reference's and keep
+                    # each token's difference from it (where in the token the sprite sits).
+                    new[tg.row, p] = mine + self.alpha * (ref.mean(dim=0) - mine.mean(dim=0))
+                else:
+                    sim = F.normalize(mine.float(), dim=-1) @ F.normalize(ref.float(), dim=-1).T
+                    match = sim.argmax(dim=1)
+                    new[tg.row, p] = (1.0 - self.alpha) * mine + self.alpha * ref[match]
                 self.count += 1
         return new
 
@@ -431,6 +445,7 @@ __all__ = [
     "AnchorKV",
     "AnchorRecorder",
     "AnchorSDSA",
+    "REFINE_MODES",
     "Refine",
     "RefineTarget",
     "SDSA",
