@@ -57,6 +57,8 @@ def main() -> None:
     ap.add_argument("--ranges", default="100,500;100,600;300,600;590,950")
     ap.add_argument("--alphas", default="0.8")
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--variant", default="sdsa+qpres+qflow+refine",
+                    help="variant of the refinement runs (\"refine\": the refinement without sharing)")
     ap.add_argument("--refine-mode", default=None, help="MultiShotOptions.refine_mode (default: the model's)")
     ap.add_argument("--shared-key-weight", type=float, default=None,
                     help="MultiShotOptions.shared_key_weight for the refinement runs (default: the model's; "
@@ -81,7 +83,7 @@ def main() -> None:
         ("vanilla", "vanilla", None, None), ("no refinement", "sdsa+qpres+qflow", None, None)]
     for alpha in (float(a) for a in args.alphas.split(",")):
         for rng in _ranges(args.ranges):
-            runs.append((f"refine {rng[0]}-{rng[1]} alpha {alpha:g}", "sdsa+qpres+qflow+refine", rng, alpha))
+            runs.append((f"{args.variant} {rng[0]}-{rng[1]} alpha {alpha:g}", args.variant, rng, alpha))
 
     rows = []
     for label, variant, rng, alpha in runs:

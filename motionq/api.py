@@ -13,14 +13,18 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-#: Names of the consistency variants, in the order the paper ablates them.
-VARIANTS: tuple[str, ...] = (
+#: The paper's consistency variants, in the order it ablates them.
+PAPER_VARIANTS: tuple[str, ...] = (
     "vanilla",
     "sdsa",
     "sdsa+qpres",
     "sdsa+qpres+qflow",
     "sdsa+qpres+qflow+refine",
 )
+#: Every variant a request may name: the paper's, plus "refine" (ours): the refinement alone,
+#: without shared attention or Q intervention. On the built-in model sharing subject keys costs
+#: motion and aligns no identity, and the refinement does the aligning (docs/consistency.md).
+VARIANTS: tuple[str, ...] = PAPER_VARIANTS + ("refine",)
 #: The variant a storyboard uses unless it names one: the full method with refinement. On the
 #: built-in model the refinement, in the model's own timestep range, is what aligns identity
 #: across shots (docs/consistency.md, docs/results.md).

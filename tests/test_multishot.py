@@ -371,3 +371,28 @@ def test_refine_modes_blend_as_documented():
     assert all(any(torch.equal(match[1, p], out[0, r]) for r in (0, 3)) for p in (1, 2))
     with pytest.raises(ValueError, match="refine mode"):
         Refine([tg], ["l"], [0], mode="median")
+
+
+def test_refine_variant_refines_without_sharing(tiny_backbone, group):
+    """"refine" (ours): the reference shot is its vanilla render (nothing is shared with it,
+    and it is not refined); the other coupled shots change; anchor mode refines a new shot
+    towards the cached anchor without attending to the anchors' keys."""
+    masks = {s.shot_id: full() for s in group[:2]}
+    shots = group[:2]
+    res = MS.render_joint(tiny_backbone, shots, cfg("refine"), masks=masks)
+    assert res.stats["coupled"] == ["s1", "s2"]
+    assert diff(res.frames["s1"], tiny_backbone.render_shot(shots[0])) <= 1
+    unrefined = MS.render_joint(tiny_backbone, shots, cfg("refine"), masks=masks,
+                                options=MS.MultiShotOptions(refine_alpha=0.0))
+    assert diff(unrefined.frames["s2"], tiny_backbone.render_shot(shots[1])) <= 1  # nothing else acts
+    assert diff(res.frames["s2"], unrefined.frames["s2"]) > 1
+    full_method = MS.render_joint(tiny_backbone, shots, cfg("sdsa+qpres+qflow+refine"), masks=masks)
+    assert diff(full_method.frames["s1"], res.frames["s1"]) > 0  # there s1 sees s2's keys
+    tiny_backbone.anchor_cache = None
+    entry = MS.anchor_entry(tiny_backbone, shots, cfg("refine"), masks=masks)
+    assert entry.kv.out  # the anchors' attention outputs, for the refinement
+    extra = shot(4, "the red cat spins around", "red cat", seed=11)
+    out, stats = MS.render_against_anchors(tiny_backbone, extra, entry, cfg("refine"),
+                                           masks={"s4": full()})
+    assert stats["coupled"] == ["s4"]
+    assert diff(out, tiny_backbone.render_shot(extra)) > 0

@@ -30,7 +30,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from motionq.api import DEFAULT_VARIANT, VARIANTS, ConsistencyConfig, GroupRequest
+from motionq.api import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS, ConsistencyConfig, GroupRequest
 from motionq.evaluation.benchmark_sets import CharacterSet, group_request, multishot_benchmark
 from motionq.metrics import (
     ShotReading,
@@ -64,7 +64,9 @@ __all__ = [
 #: Anchor mode: the full method with the first `anchors` shots as anchors (others rendered
 #: alone against the anchors' cached subject keys/values).
 ANCHOR_VARIANT = "sdsa+qpres+qflow+refine@anchors"
-ALL_VARIANTS: tuple[str, ...] = VARIANTS + (ANCHOR_VARIANT,)
+ALL_VARIANTS: tuple[str, ...] = PAPER_VARIANTS + (ANCHOR_VARIANT,)
+#: What `--variants` accepts by name ("all" = ALL_VARIANTS, the paper's ladder and anchor mode).
+KNOWN_VARIANTS: tuple[str, ...] = VARIANTS + (ANCHOR_VARIANT,)
 #: Per-group metrics summarised with confidence intervals, in report order.
 METRICS: tuple[str, ...] = (
     "identity_consistency", "motion_adherence", "motion_diversity", "dynamic_degree",
@@ -103,9 +105,9 @@ def parse_variants(spec: str | Sequence[str]) -> tuple[str, ...]:
         names = list(spec)
     aliases = {"anchors": ANCHOR_VARIANT, "anchor": ANCHOR_VARIANT}
     names = [aliases.get(n, n) for n in names]
-    bad = [n for n in names if n not in ALL_VARIANTS]
+    bad = [n for n in names if n not in KNOWN_VARIANTS]
     if bad:
-        raise ValueError(f"unknown variant(s) {', '.join(bad)} (known: all, {', '.join(ALL_VARIANTS)}, anchors)")
+        raise ValueError(f"unknown variant(s) {', '.join(bad)} (known: all, {', '.join(KNOWN_VARIANTS)}, anchors)")
     if not names:
         raise ValueError("no variants given")
     return tuple(dict.fromkeys(names))

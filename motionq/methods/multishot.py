@@ -97,13 +97,14 @@ class Phases:
 
     @classmethod
     def for_variant(cls, variant: str) -> Phases:
-        """The paper's ablation ladder (`motionq.api.VARIANTS`)."""
+        """The paper's ablation ladder plus "refine" (`motionq.api.VARIANTS`)."""
         table = {
             "vanilla": cls(sdsa=False, qpres="none", qflow=False),
             "sdsa": cls(sdsa=True, qpres="none", qflow=False),
             "sdsa+qpres": cls(sdsa=True, qpres="all", qflow=False),
             "sdsa+qpres+qflow": cls(sdsa=True, qpres="tpres", qflow=True),
             "sdsa+qpres+qflow+refine": cls(sdsa=True, qpres="tpres", qflow=True, refine=True),
+            "refine": cls(sdsa=False, qpres="none", qflow=False, refine=True),
         }
         try:
             return table[variant]
