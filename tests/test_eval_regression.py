@@ -461,11 +461,11 @@ def test_transfer_metrics_have_the_known_answers_on_an_oracle():
 #: {"identity_consistency": ["vanilla", "sdsa+qpres+qflow", "sdsa"]}. Only orderings with clear
 #: gaps in the full run belong here: the check re-measures on ORDER_SETS sets only.
 #: Empty: not filled in yet, the test skips.
-#: From the full run of 2026-11-26 (step-30,795 weights, blocks 2-3, refinement at t in
-#: [100, 500], 60 groups per variant): identity consistency vanilla 0.06 [0.04, 0.08] < the
-#: default variant (sdsa+qpres+qflow+refine, joint) 0.28 [0.22, 0.35]; it costs motion:
-#: adherence 0.77 [0.72, 0.82] against vanilla's 0.92 [0.89, 0.95], a character detected in
-#: 0.92 of its shots against 1.00.
+#: From the full run of 2026-11-26 (step-40,406 weights, blocks 2-3, refinement at t in
+#: [100, 500], 60 groups per variant): identity consistency vanilla 0.05 [0.03, 0.07] < the
+#: default variant (sdsa+qpres+qflow+refine, joint) 0.32 [0.25, 0.38]; it costs motion:
+#: adherence 0.75 [0.70, 0.80] against vanilla's 0.92 [0.89, 0.95], a character detected in
+#: 0.92 of its shots against 1.00. (Step 30,795 gave the same orderings.)
 EXPECTED_ORDER: dict[str, list[str]] = {
     "identity_consistency": ["vanilla", "sdsa+qpres+qflow+refine"],
     "motion_adherence": ["sdsa+qpres+qflow+refine", "vanilla"],
