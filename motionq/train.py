@@ -325,8 +325,9 @@ class Trainer:
         self.text_encoder = self.pipe.text_encoder = grown
         self.pipe.register_modules(text_encoder=grown)
         self.cfg.model = replace(self.cfg.model, text_layers=layers)
-        ema = {f"text_encoder.{k}": v.detach().clone() for k, v in grown.state_dict().items()}
-        self.ema = {**ema, **{k: v for k, v in self.ema.items() if k in ema or not k.startswith("text_encoder.")}}
+        # new blocks start their EMA at their (identity) weights; every old entry is kept
+        fresh = {f"text_encoder.{k}": v.detach().clone() for k, v in grown.state_dict().items()}
+        self.ema = {**fresh, **self.ema}
         self.opt = torch.optim.AdamW(self._trainable_params(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         self.resumed_without_optimizer = True
         self._warm_from = self.step
