@@ -132,6 +132,14 @@ def test_parse_variants():
     cfg, anchored = consistency_for(ANCHOR_VARIANT)
     assert anchored and cfg.variant == "sdsa+qpres+qflow+refine" and cfg.anchors == "auto"
     assert consistency_for("sdsa")[0].anchors == "off"
+    # any coupling variant can be judged in anchor mode, "refine" included; vanilla cannot
+    assert parse_variants("refine,refine@anchors") == ("refine", "refine@anchors")
+    cfg, anchored = consistency_for("refine@anchors")
+    assert anchored and cfg.variant == "refine" and cfg.anchors == "auto"
+    assert consistency_for("refine") == (consistency_for("refine")[0], False)
+    for bad in ("vanilla@anchors", "refine@joint"):
+        with pytest.raises(ValueError):
+            parse_variants(bad)
 
 
 @pytest.fixture(scope="module")

@@ -65,8 +65,9 @@ __all__ = [
 #: alone against the anchors' cached subject keys/values).
 ANCHOR_VARIANT = "sdsa+qpres+qflow+refine@anchors"
 ALL_VARIANTS: tuple[str, ...] = PAPER_VARIANTS + (ANCHOR_VARIANT,)
-#: What `--variants` accepts by name ("all" = ALL_VARIANTS, the paper's ladder and anchor mode).
-KNOWN_VARIANTS: tuple[str, ...] = VARIANTS + (ANCHOR_VARIANT,)
+#: What `--variants` accepts by name ("all" = ALL_VARIANTS, the paper's ladder and anchor mode):
+#: every variant jointly, and in anchor mode ("<variant>@anchors") every one that couples shots.
+KNOWN_VARIANTS: tuple[str, ...] = VARIANTS + tuple(f"{v}@anchors" for v in VARIANTS if v != "vanilla")
 #: Per-group metrics summarised with confidence intervals, in report order.
 METRICS: tuple[str, ...] = (
     "identity_consistency", "motion_adherence", "motion_diversity", "dynamic_degree",
@@ -116,12 +117,13 @@ def parse_variants(spec: str | Sequence[str]) -> tuple[str, ...]:
 def consistency_for(variant: str) -> tuple[ConsistencyConfig, bool]:
     """(ConsistencyConfig, anchor mode?) of an evaluation variant.
 
-    Every joint variant renders the whole group together (anchors="off"); anchor mode is the
-    default variant (`motionq.api.DEFAULT_VARIANT`) with anchors="auto" and the request's
-    `anchor_ids` set.
+    Every joint variant renders the whole group together (anchors="off"); "<variant>@anchors"
+    renders it in anchor mode (anchors="auto" and the request's `anchor_ids` set);
+    `ANCHOR_VARIANT` is the default variant (`motionq.api.DEFAULT_VARIANT`) in anchor mode.
     """
-    if variant == ANCHOR_VARIANT:
-        return ConsistencyConfig(variant=DEFAULT_VARIANT, anchors="auto"), True
+    base, at, mode = variant.partition("@")
+    if at and mode == "anchors" and base in VARIANTS and base != "vanilla":
+        return ConsistencyConfig(variant=base, anchors="auto"), True
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}")
     return ConsistencyConfig(variant=variant, anchors="off"), False
