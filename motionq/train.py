@@ -322,8 +322,8 @@ class Trainer:
                 block.layer[0].SelfAttention.o.weight.zero_()
                 block.layer[1].DenseReluDense.wo.weight.zero_()
         grown.to(self.device).eval()
-        self.text_encoder = self.pipe.text_encoder = grown
-        self.pipe.register_modules(text_encoder=grown)
+        self.pipe.register_modules(text_encoder=grown)  # also sets pipe.text_encoder
+        self.text_encoder = grown
         self.cfg.model = replace(self.cfg.model, text_layers=layers)
         # new blocks start their EMA at their (identity) weights; every old entry is kept
         fresh = {f"text_encoder.{k}": v.detach().clone() for k, v in grown.state_dict().items()}

@@ -32,7 +32,8 @@ INTERVENED_BLOCKS = (2, 3)
 # the path be. Held-out bench seeds 1 and 2, 16 groups (benchmarks/refine_range_sweep.py):
 # identity consistency 0.32 vs 0.06 without refinement, motion adherence 0.76 vs 0.78 (vanilla
 # 0.86); [100, 600] aligns more (0.39) and costs more motion (0.71); the paper's range 0.16 /
-# 0.49 with a sprite found in only 75% of shots.
+# 0.49 with a sprite found in only 75% of shots. Re-checked on the step-40,406 weights in anchor
+# mode (refine_range_sweep-animatic-anchors*.json): [100, 500] at alpha 0.8 still the best.
 REFINE_RANGE = (100, 500)
 # Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
 # 4-5, the paper's Wan 2.1 setting scaled) the GPU-trained weights followed real (non-sprite)
