@@ -40,7 +40,9 @@ from storyboard.errors import format_field
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS: tuple[int, ...] = (1,)
 
-#: Consistency variant used when a storyboard doesn't name one (motionq's recommendation).
+#: Consistency variant for a model that names no default of its own (motionq's recommendation,
+#: the paper's full method). A storyboard that leaves `variant` unset gets its model's default
+#: (`motionq.backbones.default_variant`: "refine" for the built-in model).
 DEFAULT_VARIANT = MOTIONQ_DEFAULT_VARIANT
 
 TRANSITION_TYPES: tuple[str, ...] = ("cut", "crossfade", "fade")
@@ -147,8 +149,8 @@ class Film(_Model):
 class Consistency(_Model):
     """Settings of the multi-shot consistency method; mirrors `motionq.api.ConsistencyConfig`."""
 
-    variant: Literal[VARIANTS] = _field(  # type: ignore[valid-type]
-        DEFAULT_VARIANT, "one of " + ", ".join(f"'{v}'" for v in VARIANTS)
+    variant: Literal[VARIANTS] | None = _field(  # type: ignore[valid-type]
+        None, "one of " + ", ".join(f"'{v}'" for v in VARIANTS) + " (unset: the model's default)"
     )
     sdsa_range: tuple[Int, Int] = _field(
         _DEFAULT_CC.sdsa_range, "[low, high] timesteps, 0 <= low < high <= 1000"
@@ -168,10 +170,11 @@ class Consistency(_Model):
     _range_pair = field_validator("sdsa_range", "refine_range", mode="before")(_pair)
     _range_check = field_validator("sdsa_range", "refine_range")(_timestep_range)
 
-    def to_config(self) -> ConsistencyConfig:
-        """The motionq configuration these settings describe."""
+    def to_config(self, default_variant: str = DEFAULT_VARIANT) -> ConsistencyConfig:
+        """The motionq configuration these settings describe (`default_variant` when `variant`
+        is unset)."""
         return ConsistencyConfig(
-            variant=self.variant,
+            variant=self.variant or default_variant,
             sdsa_range=tuple(self.sdsa_range),
             t_pres=self.t_pres,
             keyframe_every=self.keyframe_every,
@@ -454,8 +457,13 @@ class Storyboard(_Model):
         return str(resolve_path(self.base_dir, model)) if looks_like_path(model) else model
 
     def to_consistency_config(self) -> ConsistencyConfig:
-        """The motionq consistency configuration of this storyboard."""
-        return self.consistency.to_config()
+        """The motionq consistency configuration of this storyboard; an unset variant is the
+        model's default (`motionq.backbones.default_variant`, which loads no model)."""
+        if self.consistency.variant is not None:
+            return self.consistency.to_config()
+        from motionq.backbones import default_variant
+
+        return self.consistency.to_config(default_variant(self.resolved_model()))
 
 
 # -- cross-field checks ----------------------------------------------------------------------------

@@ -270,7 +270,8 @@ def test_benchmark_to_toml_is_a_valid_storyboard(tmp_path):
         assert [board.resolved_prompt(s) for s in board.shots] == spec.prompts()
         assert [board.effective_seed(s, i) for i, s in enumerate(board.shots)] == [s.seed for s in spec.shots]
         assert [s.anchor for s in board.shots] == [True, True, False, False, False]
-        assert board.to_consistency_config().variant == "sdsa+qpres+qflow+refine"  # the default
+        assert board.consistency.variant is None  # none written: the model's default
+        assert board.to_consistency_config().variant == "refine"  # the built-in model's
     paths = write_storyboards(sets, tmp_path / "bench", variant="sdsa")
     assert load_storyboard(paths[0]).to_consistency_config().variant == "sdsa"
 

@@ -79,10 +79,10 @@ def test_key_changes_only_for_the_edited_shot_or_its_documented_set(tmp_path):
     path.write_text(text)
     after = _keys(path)
     changed = {k for k in before if before[k] != after[k]}
-    # Default variant (the method): 'pursuit' renders jointly with the other chaser shot, so
-    # the whole joint group is re-rendered: the documented set.
+    # Default variant (the built-in model's: refine): 'pursuit' renders jointly with the other
+    # chaser shot, so the whole joint group is re-rendered: the documented set.
     group = plan.group_of("pursuit")
-    assert plan.consistency.variant == "sdsa+qpres+qflow+refine" and group.mode == "joint"
+    assert plan.consistency.variant == "refine" and group.mode == "joint"
     assert changed == set(group.shot_ids)
 
     # Vanilla: shots are independent, only the edited one changes.

@@ -19,6 +19,7 @@ from storyboard.load import (
     detect_format,
     dump_starter,
     load_storyboard,
+    load_text,
     starter_text,
     validate_file,
 )
@@ -121,7 +122,7 @@ def test_convenience_methods() -> None:
     assert board.transition_of(board.shot_by_id("closing-in")) == ("fade", 0.5)
     assert board.transition_of(intro, 0) == ("cut", 0.0)
     assert board.to_consistency_config() == ConsistencyConfig(
-        variant=schema.DEFAULT_VARIANT, keyframe_every=3, anchors="auto"
+        variant="refine", keyframe_every=3, anchors="auto"  # unset: the built-in model's default
     )
     assert board.resolved_model() == "animatic"
     with pytest.raises(KeyError):
@@ -163,6 +164,21 @@ def test_defaults_follow_motionq() -> None:
     assert MotionRef(clip="x.mp4").strength == MotionSpec.strength
     assert Film().model == "animatic"
     assert set(Consistency.model_fields) == {f.name for f in dataclasses.fields(ConsistencyConfig)}
+
+
+def test_unset_variant_is_the_models_default(tmp_path) -> None:
+    from motionq.backbones import default_variant
+
+    assert Consistency().variant is None
+    # the built-in model names its own; a model folder (Wan 2.1, ...) gets the paper's method
+    assert default_variant("animatic") == "refine"
+    assert default_variant(str(tmp_path)) == schema.DEFAULT_VARIANT == "sdsa+qpres+qflow+refine"
+    text = (EXAMPLES / "chase.toml").read_text()
+    (tmp_path / "model").mkdir()
+    board = load_text(text.replace('model = "animatic"', 'model = "model"'), tmp_path / "a.toml")
+    assert board.to_consistency_config().variant == "sdsa+qpres+qflow+refine"
+    board = load_text(text.replace("[consistency]", '[consistency]\nvariant = "sdsa"'), tmp_path / "b.toml")
+    assert board.to_consistency_config().variant == "sdsa"  # a named variant wins
 
 
 def test_every_model_forbids_extra_fields() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from motionq.api import Backbone
+from motionq.api import DEFAULT_VARIANT, Backbone
 
 _REGISTRY: dict[str, str] = {
     "animatic": "motionq.backbones.animatic:load_animatic",
@@ -72,6 +72,17 @@ def model_settings(name_or_path: str) -> dict:
         settings = getattr(module, "method_settings", None)
         return dict(settings()) if settings is not None else {}
     return {}
+
+
+def default_variant(name_or_path: str) -> str:
+    """The consistency variant a model renders with when a storyboard or request names none:
+    the registered module's `DEFAULT_VARIANT` if it has one (the built-in model: "refine", see
+    docs/consistency.md), else the paper's full method (`motionq.api.DEFAULT_VARIANT`).
+    Loads no model."""
+    if name_or_path in _REGISTRY:
+        module = importlib.import_module(_REGISTRY[name_or_path].split(":")[0])
+        return str(getattr(module, "DEFAULT_VARIANT", DEFAULT_VARIANT))
+    return DEFAULT_VARIANT
 
 
 def load_backbone(name_or_path: str, **options) -> Backbone:

@@ -27,7 +27,6 @@ from typing import Any, Optional
 
 import typer
 
-from motionq.api import DEFAULT_VARIANT
 
 #: Where results (JSON) go by default, relative to the working directory (the repository root).
 RESULTS_DIR = Path("benchmarks/results")
@@ -455,7 +454,7 @@ def storyboards_cmd(
     sets: int = typer.Option(30, "--sets", min=1),
     shots: int = typer.Option(5, "--shots", min=2),
     bench_seed: int = typer.Option(0, "--bench-seed"),
-    variant: str = typer.Option(DEFAULT_VARIANT, "--variant"),
+    variant: Optional[str] = typer.Option(None, "--variant", help="Default: none written, so the model's default."),
     model: str = typer.Option("animatic", "--model"),
 ) -> None:
     """Write the multi-shot benchmark as storyboard files (render them with `storyboard`)."""

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from motionq.api import DEFAULT_VARIANT, ConsistencyConfig, GroupRequest, ShotRequest
+from motionq.api import ConsistencyConfig, GroupRequest, ShotRequest
 from motionq.spriteworld import BACKGROUNDS, MOTIONS, background_phrase, motion_phrase
 
 __all__ = [
@@ -142,7 +142,7 @@ def _toml_string(s: str) -> str:
 def to_toml(
     spec: CharacterSet,
     *,
-    variant: str = DEFAULT_VARIANT,
+    variant: str | None = None,
     model: str = "animatic",
     fps: int = 8,
     size: tuple[int, int] = (256, 256),
@@ -153,7 +153,8 @@ def to_toml(
     """The set as a storyboard file (TOML, docs/format.md) that `storyboard.load` accepts.
 
     One-second shots at `fps` (8 frames at the default 8 fps, the built-in model's clip length);
-    each shot pins its seed. `anchors` > 0 marks the first shots as anchors (anchor mode).
+    each shot pins its seed. `variant` None writes none (the model's default). `anchors` > 0
+    marks the first shots as anchors (anchor mode).
     """
     lines = [
         f"# Multi-shot benchmark {spec.set_id}: one identity-free character in "
@@ -172,7 +173,7 @@ def to_toml(
         f"guidance = {float(guidance)!r}",
         "",
         "[consistency]",
-        f"variant = {_toml_string(variant)}",
+        *([f"variant = {_toml_string(variant)}"] if variant else []),  # unset: the model's default
         f'anchors = "{"auto" if anchors else "off"}"',
         "",
         f"[characters.{CHARACTER_NAME}]",

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from motionq.api import DEFAULT_VARIANT, PAPER_VARIANTS, VARIANTS, ConsistencyConfig, GroupRequest
+from motionq.backbones import default_variant
 from motionq.evaluation.benchmark_sets import CharacterSet, group_request, multishot_benchmark
 from motionq.metrics import (
     ShotReading,
@@ -64,7 +65,9 @@ __all__ = [
 #: Anchor mode: the full method with the first `anchors` shots as anchors (others rendered
 #: alone against the anchors' cached subject keys/values).
 ANCHOR_VARIANT = "sdsa+qpres+qflow+refine@anchors"
-ALL_VARIANTS: tuple[str, ...] = PAPER_VARIANTS + (ANCHOR_VARIANT,)
+#: The paper's ladder, our "refine" (the built-in model's default variant), and both in anchor
+#: mode, which is how a storyboard renders a group of 5 shots.
+ALL_VARIANTS: tuple[str, ...] = PAPER_VARIANTS + ("refine", ANCHOR_VARIANT, "refine@anchors")
 #: What `--variants` accepts by name ("all" = ALL_VARIANTS, the paper's ladder and anchor mode):
 #: every variant jointly, and in anchor mode ("<variant>@anchors") every one that couples shots.
 KNOWN_VARIANTS: tuple[str, ...] = VARIANTS + tuple(f"{v}@anchors" for v in VARIANTS if v != "vanilla")
@@ -119,7 +122,7 @@ def consistency_for(variant: str) -> tuple[ConsistencyConfig, bool]:
 
     Every joint variant renders the whole group together (anchors="off"); "<variant>@anchors"
     renders it in anchor mode (anchors="auto" and the request's `anchor_ids` set);
-    `ANCHOR_VARIANT` is the default variant (`motionq.api.DEFAULT_VARIANT`) in anchor mode.
+    `ANCHOR_VARIANT` is the paper's full method (`motionq.api.DEFAULT_VARIANT`) in anchor mode.
     """
     base, at, mode = variant.partition("@")
     if at and mode == "anchors" and base in VARIANTS and base != "vanilla":
@@ -293,9 +296,12 @@ def build_result(backbone, settings: MultishotSettings, records: list[dict[str, 
             st["seconds"] = round(float(sum(r["seconds"] for r in rows[v])), 3)
             st["cost_vs_vanilla"] = round(sps / vanilla_sps, 3) if vanilla_sps else None
         variants[v] = st
+    name = getattr(backbone, "name", str(backbone))
     return {
         "kind": "multishot",
-        "model": getattr(backbone, "name", str(backbone)),
+        "model": name,
+        # what a storyboard for this model gets when it names no variant (the report marks it)
+        "default_variant": default_variant(name),
         "fingerprint": _safe_fingerprint(backbone),
         "native_size": list(backbone.native_size()) if hasattr(backbone, "native_size") else None,
         "num_frames": num_frames,
@@ -334,9 +340,12 @@ def pick_examples(result: Mapping[str, Any], full: str | None = None) -> dict[st
 
 
 def best_full_variant(result: Mapping[str, Any]) -> str | None:
-    """The default variant if it ran, else the most complete non-vanilla one that did."""
+    """The model's default variant if it ran (in anchor mode first: what storyboards get),
+    else the most complete non-vanilla one that did."""
     ran = [v for v, st in result.get("variants", {}).items() if st.get("groups")]
-    for v in (DEFAULT_VARIANT, "sdsa+qpres+qflow+refine", "sdsa+qpres+qflow", "sdsa+qpres", "sdsa", ANCHOR_VARIANT):
+    default = result.get("default_variant") or DEFAULT_VARIANT
+    for v in (f"{default}@anchors", default, ANCHOR_VARIANT, DEFAULT_VARIANT, "sdsa+qpres+qflow", "sdsa+qpres",
+              "sdsa"):
         if v in ran:
             return v
     return None

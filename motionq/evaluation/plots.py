@@ -171,11 +171,14 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   out so that motion diversity is meaningful), on its own background, with its own seed.
   Deterministic from `--bench-seed`; `motionq eval storyboards DIR` writes the sets as storyboard
   files. A group is rendered with one `GroupRequest` (`characters=("x",)`,
-  `subjects=(character prompt,)`): joint variants with `anchors="off"`; anchor mode is the
-  default variant (`sdsa+qpres+qflow+refine`) with `anchors="auto"` and the first 2 shots as
-  `anchor_ids`, which is how a storyboard renders a group of 5 shots by default. The refinement
-  runs in the model's own range (the built-in model: t in [100, 500]). Seed replica r shifts
-  every shot seed by r x 1,000,003.
+  `subjects=(character prompt,)`): joint variants with `anchors="off"`; `<variant>@anchors`
+  is that variant with `anchors="auto"` and the first 2 shots as `anchor_ids`, which is how a
+  storyboard renders a group of 5 shots by default. Besides the paper's ladder, `refine` is
+  ours: the refinement alone (no shared keys, no Q control); it is the built-in model's default
+  variant (`motionq.backbones.default_variant`; other models default to the paper's full method)
+  because on this model sharing subject keys costs motion and aligns no identity
+  (docs/consistency.md). The refinement runs in the model's own range (the built-in model: t
+  in [100, 500]). Seed replica r shifts every shot seed by r x 1,000,003.
 - **Transfer sources**: 8 sprite clips (one per motion: left, right, up, down-right, up-left,
   bounce, zigzag, circle; random shape, colour, background; shapes are those the model draws,
   from its training.json: the built-in model leaves out "cross") and 5 other clips:
@@ -274,6 +277,13 @@ def _multishot_section(doc: Mapping[str, Any] | None, report: Path, images_dir: 
         f"{st['anchors']} shots as anchors. {_machine_line(doc)}; {doc.get('seconds_total', 0) / 60:.1f} min.",
         "" if not doc.get("partial") else "\n**Partial result: the run did not finish.**",
         "",
+    ]
+    default = doc.get("default_variant")
+    if default:
+        out += [f"The model's default variant (what a storyboard that names none renders with) is "
+                f"`{default}`; a group of 5 shots renders in anchor mode, so `{default}@anchors` is "
+                "what storyboards get. Both rows are marked **default**.", ""]
+    out += [
         "| variant | identity consistency | motion adherence | motion diversity | dynamic degree (px/frame) "
         "| s/shot | cost vs vanilla | n |",
         "|---|---|---|---|---|---|---|---|",
@@ -284,7 +294,8 @@ def _multishot_section(doc: Mapping[str, Any] | None, report: Path, images_dir: 
         if not summ:
             skipped.append(f"- `{v}`: {s.get('status')}: {s.get('reason', '')}")
             continue
-        out.append(f"| `{v}` | {_cell(summ['identity_consistency'])} | {_cell(summ['motion_adherence'])} | "
+        mark = " **default**" if default and v in (default, f"{default}@anchors") else ""
+        out.append(f"| `{v}`{mark} | {_cell(summ['identity_consistency'])} | {_cell(summ['motion_adherence'])} | "
                    f"{_cell(summ['motion_diversity'])} | {_cell(summ['dynamic_degree'])} | "
                    f"{_cell(summ['seconds_per_shot'])} | {s.get('cost_vs_vanilla')} | "
                    f"{summ['identity_consistency']['n']} |")

@@ -2,6 +2,7 @@
 procedural sprite world (see docs/model-card.md)."""
 
 from motionq.backbones.animatic.build import (
+    DEFAULT_VARIANT,
     WEIGHTS_DIR,
     AnimaticConfig,
     build_pipeline,
@@ -11,5 +12,5 @@ from motionq.backbones.animatic.build import (
     published_config,
 )
 
-__all__ = ["WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder",
+__all__ = ["DEFAULT_VARIANT", "WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder",
            "published_config"]

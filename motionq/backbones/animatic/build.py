@@ -35,6 +35,12 @@ INTERVENED_BLOCKS = (2, 3)
 # 0.49 with a sprite found in only 75% of shots. Re-checked on the step-40,406 weights in anchor
 # mode (refine_range_sweep-animatic-anchors*.json): [100, 500] at alpha 0.8 still the best.
 REFINE_RANGE = (100, 500)
+# The variant a storyboard gets unless it names one: the refinement alone (no shared keys, no Q
+# control). On this model sharing subject keys costs motion and aligns no identity, and the
+# refinement does the aligning. Full evaluation (60 groups, anchor mode as storyboards render,
+# benchmarks/results/eval_multishot.json, docs/results.md): "refine" identity 0.36, motion
+# adherence 0.84 (vanilla 0.05 / 0.92); the paper's full method 0.37 / 0.82, half again the cost.
+DEFAULT_VARIANT = "refine"
 # Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
 # 4-5, the paper's Wan 2.1 setting scaled) the GPU-trained weights followed real (non-sprite)
 # clips hardly at all: fidelity at strength 0.6 on the evaluation's pairs 0.13 -> 0.45 with 2-5,
