@@ -1,0 +1,102 @@
+"""Compare samplers of the built-in model on validation seeds, disjoint from training (< 10^9)
+and from the quality bench (10^9 + i): fully specified captions only, motion class and count.
+
+    python benchmarks/sampler_validation.py --samples 200 --first-seed 2000000000 euler unipc dpm
+
+Used to pick the model's scheduler before measuring once on the bench
+(benchmarks/animatic_quality.py). Prints one line per sampler and writes
+benchmarks/results/sampler_validation-<first seed>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import animatic_quality as bench  # noqa: E402
+from motionq.backbones import load_backbone  # noqa: E402
+from motionq.backbones.animatic import published_config  # noqa: E402
+from motionq.spriteworld import analyse, caption, parse_caption, sample_scene  # noqa: E402
+from motionq.train import world_config  # noqa: E402
+
+
+def make_scheduler(kind: str, model_config: dict, shift: float):
+    """The model's own scheduler ("euler") or one of Wan's multistep solvers at the same shift."""
+    from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+
+    if kind == "euler":
+        return FlowMatchEulerDiscreteScheduler.from_config(model_config)
+    common = dict(num_train_timesteps=1000, prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    if kind == "unipc":
+        return UniPCMultistepScheduler(**common)
+    if kind == "dpm":
+        return DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2, **common)
+    raise SystemExit(f"unknown sampler {kind!r} (euler, unipc, dpm)")
+
+
+def score(pipe, samples: int, first_seed: int, guidance: float, steps: int) -> dict:
+    cfg = published_config()
+    wcfg = world_config(cfg)
+    right = asked_total = count_ok = two_right = two_asked = 0
+    for i in range(samples):
+        rng = np.random.default_rng(first_seed + i)
+        text = caption(sample_scene(rng, wcfg), rng, detail="full", cfg=wcfg)
+        asked = parse_caption(text)["characters"]
+        found = analyse(bench.sample(pipe, text, first_seed + i, cfg, steps, guidance))
+        count_ok += int(len(found.characters) == len(asked))
+        for want, got in bench.match(asked, found.characters):
+            ok = int(got is not None and got.motion == want.get("motion"))
+            right += ok
+            asked_total += 1
+            if len(asked) == 2:
+                two_right += ok
+                two_asked += 1
+    return {"motion": right / asked_total, "motion_right": right, "characters_asked": asked_total,
+            "two_character_motion": two_right / max(two_asked, 1), "count": count_ok / samples}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("samplers", nargs="+", help="euler (the model's), unipc, dpm")
+    ap.add_argument("--samples", type=int, default=200)
+    ap.add_argument("--first-seed", type=int, default=2_000_000_000)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--guidance", type=float, default=4.0)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if args.first_seed < 10**9 + 10**6:
+        raise SystemExit("--first-seed must lie past the training seeds and the bench's (>= 1,001,000,000)")
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    pipe = load_backbone("animatic").pipe
+    pipe.set_progress_bar_config(disable=True)
+    own = dict(pipe.scheduler.config)
+    results = {}
+    for kind in args.samplers:
+        pipe.scheduler = make_scheduler(kind, own, float(own.get("shift", 2.0)))
+        t0 = time.time()
+        results[kind] = score(pipe, args.samples, args.first_seed, args.guidance, args.steps)
+        print(kind, json.dumps(results[kind]), f"{time.time() - t0:.0f} s", flush=True)
+    out = args.out or ROOT / "benchmarks" / "results" / f"sampler_validation-{args.first_seed}.json"
+    out.write_text(json.dumps({"samples": args.samples, "first_seed": args.first_seed, "steps": args.steps,
+                               "guidance": args.guidance, "results": results,
+                               "command": "python benchmarks/sampler_validation.py " + " ".join(sys.argv[1:])},
+                              indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
