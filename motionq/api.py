@@ -25,9 +25,9 @@ PAPER_VARIANTS: tuple[str, ...] = (
 #: without shared attention or Q intervention. On the built-in model sharing subject keys costs
 #: motion and aligns no identity, and the refinement does the aligning (docs/consistency.md).
 VARIANTS: tuple[str, ...] = PAPER_VARIANTS + ("refine",)
-#: The variant a storyboard uses unless it names one: the full method with refinement. On the
-#: built-in model the refinement, in the model's own timestep range, is what aligns identity
-#: across shots (docs/consistency.md, docs/results.md).
+#: The paper's full method with refinement: the variant of a storyboard that names none, for a
+#: model that names no default of its own (`motionq.backbones.default_variant`; the built-in
+#: model names "refine", docs/consistency.md).
 DEFAULT_VARIANT = "sdsa+qpres+qflow+refine"
 
 

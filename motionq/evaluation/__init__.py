@@ -27,7 +27,6 @@ from typing import Any, Optional
 
 import typer
 
-
 #: Where results (JSON) go by default, relative to the working directory (the repository root).
 RESULTS_DIR = Path("benchmarks/results")
 #: Where plots go, and the generated report.

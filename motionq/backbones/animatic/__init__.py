@@ -12,5 +12,5 @@ from motionq.backbones.animatic.build import (
     published_config,
 )
 
-__all__ = ["DEFAULT_VARIANT", "WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings", "model_folder",
-           "published_config"]
+__all__ = ["DEFAULT_VARIANT", "WEIGHTS_DIR", "AnimaticConfig", "build_pipeline", "load_animatic", "method_settings",
+           "model_folder", "published_config"]
