@@ -469,15 +469,14 @@ def test_transfer_metrics_have_the_known_answers_on_an_oracle():
 #: {"identity_consistency": ["vanilla", "sdsa+qpres+qflow", "sdsa"]}. Only orderings with clear
 #: gaps in the full run belong here: the check re-measures on ORDER_SETS sets only.
 #: Empty: not filled in yet, the test skips.
-#: From the full run of 2026-11-26 (step-40,406 weights, blocks 2-3, refinement at t in
-#: [100, 500], 60 groups per variant): identity consistency vanilla 0.05 [0.03, 0.07] < the
-#: default variant (sdsa+qpres+qflow+refine, joint) 0.32 [0.25, 0.38]; it costs motion:
-#: adherence 0.75 [0.70, 0.80] against vanilla's 0.92 [0.89, 0.95], a character detected in
-#: 0.92 of its shots against 1.00. (Step 30,795 gave the same orderings.)
+#: From the full run of 2026-11-26 (step-40,406 weights, refinement at t in [100, 500], 60
+#: groups per variant): identity consistency vanilla 0.05 [0.03, 0.07] < the built-in model's
+#: default variant (refine, joint) 0.35 [0.30, 0.42]; it costs some motion: adherence 0.84
+#: [0.80, 0.88] against vanilla's 0.92 [0.89, 0.95]. (Detected 0.99 vs 1.00 is no clear gap,
+#: so it is not checked; the paper's full method showed the same two orderings.)
 EXPECTED_ORDER: dict[str, list[str]] = {
-    "identity_consistency": ["vanilla", "sdsa+qpres+qflow+refine"],
-    "motion_adherence": ["sdsa+qpres+qflow+refine", "vanilla"],
-    "detected": ["sdsa+qpres+qflow+refine", "vanilla"],
+    "identity_consistency": ["vanilla", "refine"],
+    "motion_adherence": ["refine", "vanilla"],
 }
 #: Largest violation tolerated between neighbours in an ordering (subset noise).
 ORDER_TOLERANCE = 0.0
