@@ -170,6 +170,25 @@ def test_paired_difference_against_the_text_baseline():
     assert est["lo"] <= est["mean"] <= est["hi"]
 
 
+def test_paired_difference_by_the_kind_of_path():
+    from motionq.evaluation.transfer import paired_vs_text, path_kind
+
+    def rec(pair, motion, kind, mode, fid):
+        return {"pair": pair, "replica": 0, "mode": mode, "strength": None if mode == "text" else 0.6,
+                "fidelity": fid, "pair_type": "x", "source_motion": motion, "source_kind": kind}
+
+    records = [rec("a", "zigzag", "sprite", "text", 0.5), rec("a", "zigzag", "sprite", "transfer", 0.9),
+               rec("b", "circle", "sprite", "text", 0.2), rec("b", "circle", "sprite", "transfer", 0.6),
+               rec("c", "left", "sprite", "text", 1.0), rec("c", "left", "sprite", "transfer", 0.8),
+               rec("d", "zigzag", "real", "text", 0.9), rec("d", "zigzag", "real", "transfer", 0.9)]
+    assert [path_kind(r) for r in records[::2]] == ["curved", "curved", "straight", "curved-real"]
+    by_path = paired_vs_text(records, [0.6], group=path_kind)
+    assert list(by_path) == ["curved", "straight", "curved-real"]
+    assert by_path["curved"]["0.6"]["mean"] == pytest.approx(0.4) and by_path["curved"]["0.6"]["wins"] == 2
+    assert by_path["straight"]["0.6"]["mean"] == pytest.approx(-0.2) and by_path["straight"]["0.6"]["losses"] == 1
+    assert by_path["curved-real"]["0.6"]["n"] == 1
+
+
 def test_transfer_machinery(transfer_small):
     res, images = transfer_small
     assert res["kind"] == "transfer" and len(res["pairs"]) == 3

@@ -346,6 +346,11 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
                        f"{_cell(e['leakage'])} | {_cell(e['leak_colour'])} | {_cell(e['leak_shape'])} | "
                        f"{e['fidelity']['n']} |")
         out.append("")
+    shown = [f"{s:g}" for s in st["strengths"] if f"{s:g}" in ("0.3", "0.6", "1")] or [f"{s:g}" for s in st["strengths"]]
+    out += _by_path_section(doc, shown, "Paired on the same (pair, seed), fidelity with the clip minus that of "
+                                        "the text-only baseline (which names the motion; the prompts with the clip "
+                                        "here do not), mean [95% CI] and clear wins / losses, by the kind of the "
+                                        "source's path")
     png = images_dir / "transfer_tradeoff.png"
     if png.exists():
         out += [f"![fidelity and leakage vs strength]({_rel(png, report)})", ""]
@@ -394,15 +399,34 @@ def _transfer_motion_section(doc: Mapping[str, Any] | None) -> list[str]:
     if paired:
         out += ["What the clip adds, paired on the same (pair, seed): fidelity with the clip minus "
                 "fidelity of the text-only baseline, mean [95% CI], and clear wins / losses (|diff| > 0.01):",
-                "",
-                "| pairs | " + " | ".join(f"strength {s}" for s in strengths if s != "0") + " |",
-                "|---|" + "---|" * len([s for s in strengths if s != "0"])]
-        for ptype, per in paired.items():
-            cells = [f"{_cell(per[s])} ({per[s].get('wins', 0)} / {per[s].get('losses', 0)})"
-                     for s in strengths if s != "0" and s in per]
-            out.append(f"| {ptype} | " + " | ".join(cells) + " |")
-        out.append("")
+                ""] + _paired_table("pairs", paired, strengths)
+    out += _by_path_section(doc, strengths, "The same difference by the kind of the source's path")
     return out
+
+
+def _paired_table(label: str, paired: Mapping[str, Any], strengths: Sequence[str]) -> list[str]:
+    shown = [s for s in strengths if s != "0"]
+    out = [f"| {label} | " + " | ".join(f"strength {s}" for s in shown) + " |", "|---|" + "---|" * len(shown)]
+    for group, per in paired.items():
+        cells = [f"{_cell(per[s])} ({per[s].get('wins', 0)} / {per[s].get('losses', 0)})" for s in shown if s in per]
+        out.append(f"| {group} | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
+def _by_path_section(doc: Mapping[str, Any], strengths: Sequence[str], intro: str) -> list[str]:
+    """The paired difference by the kind of the source's path (computed from the records, so
+    results saved before the summary carried it show it too)."""
+    from motionq.evaluation.transfer import CURVED_MOTIONS, paired_vs_text, path_kind
+
+    records = doc.get("records") or []
+    if not any(r.get("mode") == "text" for r in records):
+        return []
+    by_path = paired_vs_text(records, doc["settings"]["strengths"], group=path_kind)
+    return [f"{intro}: curved ({', '.join(sorted(CURVED_MOTIONS))}: "
+            "the text names the class, not the phase, amplitude or turns) or straight (the text alone "
+            "reproduces it up to speed and position, which path correlation ignores, so the baseline is at "
+            "or near the ceiling of 1); `-real` marks the non-sprite clips:", ""] \
+        + _paired_table("path", by_path, strengths)
 
 
 def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path) -> list[str]:

@@ -46,6 +46,7 @@ from motionq.metrics import (
 )
 
 __all__ = [
+    "CURVED_MOTIONS",
     "PROMPT_MODES",
     "Pair",
     "Source",
@@ -54,6 +55,8 @@ __all__ = [
     "geometry",
     "make_ffmpeg_clips",
     "model_shapes",
+    "paired_vs_text",
+    "path_kind",
     "real_sources",
     "run_transfer",
     "score_clip",
@@ -347,22 +350,38 @@ def summarise(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) 
     text_secs = [r["seconds"] for r in records if r["mode"] == "text"]
     return {"by_strength": by_strength, "text_baseline": baseline, "median_seconds": timing,
             "median_seconds_text": round(float(np.median(text_secs)), 4) if text_secs else None,
-            "paired_vs_text": paired_vs_text(records, strengths)}
+            "paired_vs_text": paired_vs_text(records, strengths),
+            "paired_vs_text_by_path": paired_vs_text(records, strengths, group=path_kind)}
 
 
-def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) -> dict[str, Any]:
-    """Per pair type and strength: fidelity of transfer minus that of the text-only baseline on
-    the same (pair, seed), with a bootstrap CI and the number of clear wins and losses (|diff|
-    > 0.01). Pairing removes the spread between pairs, which dominates the unpaired intervals."""
+#: Source motions whose path a caption does not pin down: it names the class, not the phase,
+#: amplitude or turns. Every other class is a straight path (or none), which the text alone
+#: already reproduces up to speed and position, the two things path correlation ignores.
+CURVED_MOTIONS: frozenset[str] = frozenset({"bounce", "zigzag", "circle"})
+
+
+def path_kind(record: Mapping[str, Any]) -> str:
+    """"curved" or "straight" by the source's motion class, with "-real" for non-sprite clips."""
+    kind = "curved" if record.get("source_motion") in CURVED_MOTIONS else "straight"
+    return kind + ("-real" if record.get("source_kind") == "real" else "")
+
+
+def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[float],
+                   group: Callable[[Mapping[str, Any]], str] | None = None) -> dict[str, Any]:
+    """Per group (default: pair type; e.g. `path_kind`) and strength: fidelity of transfer minus
+    that of the text-only baseline on the same (pair, seed), with a bootstrap CI and the number
+    of clear wins and losses (|diff| > 0.01). Pairing removes the spread between pairs, which
+    dominates the unpaired intervals."""
+    group = group or (lambda r: r["pair_type"])
     text = {(r["pair"], r["replica"]): r.get("fidelity") for r in records if r["mode"] == "text"}
     out: dict[str, Any] = {}
-    for t in dict.fromkeys(r["pair_type"] for r in records):
+    for t in dict.fromkeys(group(r) for r in records):
         per: dict[str, Any] = {}
         for s in strengths:
             diffs = []
             for r in records:
                 base = text.get((r["pair"], r["replica"]))
-                if (r["pair_type"] == t and r["mode"] == "transfer" and r["strength"] == s
+                if (group(r) == t and r["mode"] == "transfer" and r["strength"] == s
                         and r.get("fidelity") is not None and base is not None):
                     diffs.append(float(r["fidelity"]) - float(base))
             est = mean_ci(diffs).to_dict()
