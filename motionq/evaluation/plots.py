@@ -346,7 +346,8 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
                        f"{_cell(e['leakage'])} | {_cell(e['leak_colour'])} | {_cell(e['leak_shape'])} | "
                        f"{e['fidelity']['n']} |")
         out.append("")
-    shown = [f"{s:g}" for s in st["strengths"] if f"{s:g}" in ("0.3", "0.6", "1")] or [f"{s:g}" for s in st["strengths"]]
+    ran = [f"{s:g}" for s in st["strengths"]]
+    shown = [s for s in ran if s in ("0.3", "0.6", "1")] or ran  # the sweep's 11 columns would not fit
     out += _by_path_section(doc, shown, "Paired on the same (pair, seed), fidelity with the clip minus that of "
                                         "the text-only baseline (which names the motion; the prompts with the clip "
                                         "here do not), mean [95% CI] and clear wins / losses, by the kind of the "
