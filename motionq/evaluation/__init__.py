@@ -33,7 +33,8 @@ RESULTS_DIR = Path("benchmarks/results")
 IMAGES_DIR = Path("docs/images")
 REPORT_PATH = Path("docs/results.md")
 RESULT_FILES = {"multishot": "eval_multishot.json", "transfer": "eval_transfer.json",
-                "transfer_motion": "eval_transfer-motion.json", "dmt": "eval_dmt.json"}
+                "transfer_motion": "eval_transfer-motion.json", "dmt": "eval_dmt.json",
+                "dmt_motion": "eval_dmt-motion.json"}
 
 __all__ = ["IMAGES_DIR", "REPORT_PATH", "RESULTS_DIR", "RESULT_FILES", "eval_app", "load_results", "save_json"]
 
@@ -408,6 +409,8 @@ def dmt_cmd(
     lr: str = typer.Option("0.02,0.01", "--lr", help="Learning rate at the first,last guided step."),
     block: Optional[int] = typer.Option(None, "--block", help="Feature block (default: the middle one)."),
     strength: float = typer.Option(0.6, "--strength", min=0.0, max=1.0, help="Our transfer's strength."),
+    prompt_mode: str = typer.Option("none", "--prompt-mode",
+                                    help="none | still | motion (target prompt wording, as in `eval transfer`)."),
     steps: int = _STEPS,
     guidance: float = _GUIDANCE,
     frames: Optional[int] = _FRAMES,
@@ -417,15 +420,18 @@ def dmt_cmd(
 ) -> None:
     """Cost of our zero-shot transfer against a DMT-style optimisation baseline."""
     from motionq.evaluation.dmt import DMTSettings
+    from motionq.evaluation.transfer import PROMPT_MODES
 
     _setup_threads(threads)
     try:
+        if prompt_mode not in PROMPT_MODES:
+            raise ValueError(f"--prompt-mode must be one of {', '.join(PROMPT_MODES)}")
         lrs = _parse_floats(lr)
         if len(lrs) == 1:
             lrs = (lrs[0], lrs[0])
         settings = DMTSettings(pairs=pairs, seeds=seeds, steps=steps, guidance=guidance, strength=strength,
                                budgets=_parse_ints(budgets), fraction=fraction, lr=lrs[:2], block=block,
-                               num_frames=frames)
+                               num_frames=frames, prompt_mode=prompt_mode)
         backbone = _load_model(model, device)
         result = do_dmt(backbone, settings, out, _command_line(ctx))
     except _user_errors() as exc:
@@ -505,8 +511,8 @@ def estimate_cmd(
     total += t_trm
     lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
-    total += t_dmt
-    lines.append(f"  dmt ({DMTSettings().pairs} pairs)                   -> {t_dmt / 60:.1f} min")
+    total += 2 * t_dmt  # prompts without the motion, and naming it
+    lines.append(f"  dmt ({DMTSettings().pairs} pairs, 2 prompt modes)      -> {2 * t_dmt / 60:.1f} min")
     per_group = sum(ms["variants"][v].get("seconds", 0.0) for v in ALL_VARIANTS)
     typer.echo(f"estimate for `motionq eval all --model {model}` ({groups} groups per variant, {steps} steps), "
                "from one sample of each (+-30%):")
@@ -550,16 +556,19 @@ def all_cmd(
             ts = TransferSettings(strengths=(0.0, 0.5, 1.0), steps=steps, max_pairs=4)
             tms = TransferSettings(strengths=(0.0, 0.6), steps=steps, max_pairs=2, prompt_mode="motion")
             ds = DMTSettings(pairs=2, budgets=(5,), steps=steps)
+            dms = DMTSettings(pairs=2, budgets=(5,), steps=steps, prompt_mode="motion")
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(seeds=transfer_seeds, steps=steps)
             tms = motion_transfer_settings(steps, motion_seeds)
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)
+            dms = DMTSettings(pairs=dmt_pairs, steps=steps, prompt_mode="motion")
         t0 = time.time()
         do_multishot(backbone, ms, results_dir / RESULT_FILES["multishot"], images, resume, command)
         do_transfer(backbone, ts, results_dir / RESULT_FILES["transfer"], images, command)
         do_transfer(backbone, tms, results_dir / RESULT_FILES["transfer_motion"], None, command)
         do_dmt(backbone, ds, results_dir / RESULT_FILES["dmt"], command)
+        do_dmt(backbone, dms, results_dir / RESULT_FILES["dmt_motion"], command)
         written = do_report(results_dir, images, report)
     except _user_errors() as exc:
         _fail(str(exc))

@@ -200,7 +200,9 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   source's features come from its latent forward-noised with the generation's own noise
   (DMT uses DDIM inversion, which the flow-matching Euler sampler does not provide). Budgets are
   Adam iterations per guided step; the cost ratio uses the cheapest budget that reaches our
-  fidelity at strength 0.6 (or, when none does, the budget with the best fidelity).
+  fidelity at strength 0.6 (or, when none does, the budget with the best fidelity). It runs
+  twice: with target prompts that leave the motion out (the clip is the only source of motion)
+  and with prompts that name it (how a storyboard uses a reference).
 - **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with a
   training job), an untimed warm-up first; methods compared in the same run, interleaved per pair
   for the DMT comparison.
@@ -430,13 +432,17 @@ def _by_path_section(doc: Mapping[str, Any], strengths: Sequence[str], intro: st
         + _paired_table("path", by_path, strengths)
 
 
-def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path) -> list[str]:
-    out = ["## Cost against a DMT-style optimisation baseline", ""]
+def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
+                 title: str = "## Cost against a DMT-style optimisation baseline",
+                 plot: bool = True) -> list[str]:
+    out = [title, ""]
     if not doc:
         return out + ["Not run yet: `motionq eval dmt` (or `motionq eval all`).", ""]
     st = doc["settings"]
+    mode = st.get("prompt_mode", "none")
     out += [
-        f"{st['pairs']} pairs x {st['seeds']} seed(s), same model, {st['steps']} steps and size for all methods; "
+        f"{st['pairs']} pairs x {st['seeds']} seed(s); {_PROMPT_MODE_TEXT.get(mode, '')} (mode `{mode}`; "
+        f"`plain` is that prompt alone); same model, {st['steps']} steps and size for all methods; "
         f"DMT optimises the latent for the first {st['fraction']:.0%} of steps with Adam (lr {st['lr'][0]} -> "
         f"{st['lr'][1]}) on the space-time (SMM pairwise-difference) loss of block {doc.get('block')}; "
         f"budgets = Adam iterations per guided step. {_machine_line(doc)}.",
@@ -454,7 +460,7 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path) 
                else "**no DMT budget reached our fidelity**; ratio of its best-fidelity budget")
     out += ["", f"Cost ratio {c['dmt']} / {c['ours']}: **{c['ratio']}x** ({verdict}); goal >= 10x.", ""]
     png = images_dir / "dmt_cost.png"
-    if png.exists():
+    if plot and png.exists():
         out += [f"![cost vs fidelity]({_rel(png, report)})", ""]
     return out
 
@@ -488,6 +494,7 @@ def write_report(
         "motionq eval transfer --model animatic --prompt-mode motion --strengths 0,0.3,0.6,1 --seeds 2 "
         "--no-examples --out benchmarks/results/eval_transfer-motion.json",
         "motionq eval dmt --model animatic",
+        "motionq eval dmt --model animatic --prompt-mode motion --out benchmarks/results/eval_dmt-motion.json",
         "motionq eval report                      # plots + this file from the JSON files",
         "```",
         "",
@@ -502,6 +509,9 @@ def write_report(
     lines += _transfer_section(results.get("transfer"), report, images_dir)
     lines += _transfer_motion_section(results.get("transfer_motion"))
     lines += _dmt_section(results.get("dmt"), report, images_dir)
+    if results.get("dmt_motion"):
+        lines += _dmt_section(results["dmt_motion"], report, images_dir, plot=False,
+                              title="## Cost against DMT when the prompt names the motion too")
     lines += [_SETUP_TEXT, _METRIC_TEXT]
     report.parent.mkdir(parents=True, exist_ok=True)
     tmp = report.with_name(report.name + ".part")
