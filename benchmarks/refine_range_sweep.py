@@ -10,8 +10,8 @@ refinement range (timesteps, "low,high") and `refine_alpha`, plus `vanilla` and
 metrics (identity consistency, motion adherence, share of shots where a character is found).
 Use bench seeds other than the full evaluation's (0), so the setting is not tuned on the sets
 it is then judged on. `--anchors 2` renders the refinement runs in anchor mode (the first 2
-shots as anchors), the way a storyboard renders a 5-shot group by default. Prints a table, asserts nothing, writes
-benchmarks/results/refine_range_sweep-<model>.json (or `--out`).
+shots as anchors), the way a storyboard renders a 5-shot group by default. Prints a table,
+asserts nothing, writes benchmarks/results/refine_range_sweep-<model>.json (or `--out`).
 """
 
 from __future__ import annotations
