@@ -9,9 +9,9 @@
   strength), the model's weights fingerprint and its own method defaults (`model_settings`:
   shared-key weight, intervened blocks, refinement range, transfer blocks), and, when a
   consistency variant couples it to other shots, the consistency settings (with the variant
-  resolved: unset means the model's default) and the requests of the shots it is coupled to (the whole
-  group in joint mode, the anchors in anchor mode). Nothing else: not the output size, not the
-  title, not the transitions, not the shot order.
+  resolved: unset means the model's default) and the requests of the shots it is coupled to
+  (the whole group in joint mode, the anchors in anchor mode). Nothing else: not the output
+  size, not the title, not the transitions, not the shot order.
 """
 
 from __future__ import annotations
