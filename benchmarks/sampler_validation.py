@@ -69,6 +69,19 @@ def score(pipe, samples: int, first_seed: int, guidance: float, steps: int) -> d
             "two_character_motion": two_right / max(two_asked, 1), "count": count_ok / samples}
 
 
+def blend_weights(pipe, checkpoint: Path, raw_share: float) -> None:
+    """Load raw_share x the raw training weights + the rest x their EMA into the pipeline."""
+    from safetensors.torch import load_file
+
+    raw, ema = load_file(checkpoint / "model.safetensors"), load_file(checkpoint / "ema.safetensors")
+    mixed = {k: raw_share * raw[k].float() + (1 - raw_share) * v.float() for k, v in ema.items()}
+    for prefix, module in (("transformer.", pipe.transformer), ("text_encoder.", pipe.text_encoder)):
+        part = {k[len(prefix):]: v for k, v in mixed.items() if k.startswith(prefix)}
+        missing, unexpected = module.load_state_dict(part, strict=False)
+        if unexpected or len(part) == 0:
+            raise SystemExit(f"checkpoint does not match the published {prefix[:-1]}: {unexpected[:3]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("samplers", nargs="+", help="euler (the model's), unipc, dpm")
@@ -77,19 +90,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--raw-share", type=float, default=None,
+                    help="replace the published (EMA) weights by RAW_SHARE x raw + (1 - RAW_SHARE) x EMA "
+                         "from the training checkpoint (--checkpoint)")
+    ap.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "animatic")
     args = ap.parse_args()
     if args.first_seed < 10**9 + 10**6:
         raise SystemExit("--first-seed must lie past the training seeds and the bench's (>= 1,001,000,000)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     pipe = load_backbone("animatic").pipe
+    if args.raw_share is not None:
+        blend_weights(pipe, args.checkpoint, args.raw_share)
     pipe.set_progress_bar_config(disable=True)
     own = dict(pipe.scheduler.config)
     results = {}
     for kind in args.samplers:
         pipe.scheduler = make_scheduler(kind, own, float(own.get("shift", 2.0)))
         t0 = time.time()
-        results[kind] = score(pipe, args.samples, args.first_seed, args.guidance, args.steps)
-        print(kind, json.dumps(results[kind]), f"{time.time() - t0:.0f} s", flush=True)
+        key = kind if args.raw_share is None else f"{kind}@raw{args.raw_share:g}"
+        results[key] = score(pipe, args.samples, args.first_seed, args.guidance, args.steps)
+        print(key, json.dumps(results[key]), f"{time.time() - t0:.0f} s", flush=True)
     out = args.out or ROOT / "benchmarks" / "results" / f"sampler_validation-{args.first_seed}.json"
     out.write_text(json.dumps({"samples": args.samples, "first_seed": args.first_seed, "steps": args.steps,
                                "guidance": args.guidance, "results": results,

@@ -314,8 +314,10 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     # the prompts-name-the-motion run has the same layout; its own section reads prompt_mode
     motion_run = copy.deepcopy(transfer_small[0])
     motion_run["settings"]["prompt_mode"] = "motion"
+    heldout = copy.deepcopy(motion_run)
+    heldout["settings"].update(bench_seed=1, real=False)
     results = {"multishot": multishot_small[0], "transfer": transfer_small[0], "transfer_motion": motion_run,
-               "dmt": dmt_small}
+               "transfer_heldout": heldout, "dmt": dmt_small}
     pngs = plot_all(results, tmp_path / "img")
     assert len(pngs) == 3 and all(os.path.getsize(p) > 0 for p in pngs)
     md = write_report(results, tmp_path / "results.md", images_dir=tmp_path / "img").read_text()
@@ -326,6 +328,8 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
     assert "| real |" in motion_part
     assert "](img/multishot_tradeoff.png)" in md
+    held_part = md.split("## Held-out check")[1].split("\n## ")[0]
+    assert "drawn with bench seed 1" in held_part and "| pairs | text only |" in held_part
     empty = write_report({}, tmp_path / "empty.md", images_dir=tmp_path / "none").read_text()
     assert "Not run yet" in empty
 
@@ -340,9 +344,16 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
                                  "--variants", "vanilla,anchors", "--results", str(res),
                                  "--images", str(tmp_path / "img"), "--report", str(tmp_path / "results.md")])
     assert r.exit_code == 0, r.output
-    for name in ("eval_multishot.json", "eval_transfer.json", "eval_transfer-motion.json", "eval_dmt.json"):
+    for name in ("eval_multishot.json", "eval_transfer.json", "eval_transfer-motion.json",
+                 "eval_transfer-motion-heldout.json", "eval_dmt.json"):
         doc = json.loads((res / name).read_text())
         assert doc["command"].startswith("motionq eval all --model"), doc["command"]
+    held = json.loads((res / "eval_transfer-motion-heldout.json").read_text())
+    published = json.loads((res / "eval_transfer-motion.json").read_text())
+    assert held["settings"]["bench_seed"] == 1 and not held["settings"]["real"]
+    # held out: other sources and targets, other sampling seeds
+    assert {r["seed"] for r in held["records"]}.isdisjoint({r["seed"] for r in published["records"]})
+    assert [p["name"] for p in held["pairs"]] != [p["name"] for p in published["pairs"][:2]]
     assert (tmp_path / "results.md").exists()
     # resuming a finished run renders nothing new; other settings are refused
     ms = res / "eval_multishot.json"
@@ -354,6 +365,8 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
     assert json.loads(ms.read_text())["records"] == before
     r = CliRunner().invoke(app, args[:-1] + ["--steps", "2", "--resume"])
     assert r.exit_code == 2 and "other settings" in r.output
+    r = CliRunner().invoke(app, ["eval", "transfer", "--model", str(tiny_folder), "--sprite-motions", "left,wobble"])
+    assert r.exit_code == 2 and "unknown motion(s) wobble" in r.output
     r = CliRunner().invoke(app, ["eval", "multishot", "--model", "no-such-model", "--sets", "1"])
     assert r.exit_code == 2 and "unknown model" in r.output
     r = CliRunner().invoke(app, ["eval", "storyboards", str(tmp_path / "sb"), "--sets", "2"])

@@ -33,7 +33,8 @@ RESULTS_DIR = Path("benchmarks/results")
 IMAGES_DIR = Path("docs/images")
 REPORT_PATH = Path("docs/results.md")
 RESULT_FILES = {"multishot": "eval_multishot.json", "transfer": "eval_transfer.json",
-                "transfer_motion": "eval_transfer-motion.json", "dmt": "eval_dmt.json",
+                "transfer_motion": "eval_transfer-motion.json",
+                "transfer_heldout": "eval_transfer-motion-heldout.json", "dmt": "eval_dmt.json",
                 "dmt_motion": "eval_dmt-motion.json"}
 
 __all__ = ["IMAGES_DIR", "REPORT_PATH", "RESULTS_DIR", "RESULT_FILES", "eval_app", "load_results", "save_json"]
@@ -190,6 +191,18 @@ def _parse_shapes(spec: Optional[str]) -> Optional[tuple[str, ...]]:
     return names
 
 
+def _parse_motions(spec: Optional[str]) -> Optional[tuple[str, ...]]:
+    from motionq.spriteworld import MOTIONS
+
+    if not spec:
+        return None
+    names = tuple(x.strip() for x in spec.split(",") if x.strip())
+    bad = [n for n in names if n not in MOTIONS]
+    if bad:
+        raise ValueError(f"unknown motion(s) {', '.join(bad)} (known: {', '.join(MOTIONS)})")
+    return names
+
+
 def _parse_ints(spec: str) -> tuple[int, ...]:
     try:
         return tuple(int(x) for x in spec.split(",") if x.strip())
@@ -272,6 +285,15 @@ def motion_transfer_settings(steps: int = 20, seeds: int = 2):
     from motionq.evaluation.transfer import TransferSettings
 
     return TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion")
+
+
+def heldout_transfer_settings(steps: int = 20, seeds: int = 3):
+    """The `eval all` check of the default strength on pairs it was not chosen on: sprite
+    sources, targets and sampling seeds drawn with bench seed 1, prompts that name the motion."""
+    from motionq.evaluation.transfer import TransferSettings
+
+    return TransferSettings(strengths=(0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion",
+                            real=False, bench_seed=1)
 
 
 def do_report(results_dir: Path, images: Path, report: Path) -> list[str]:
@@ -368,6 +390,11 @@ def transfer_cmd(
     real: bool = typer.Option(True, "--real/--no-real", help="Include the non-sprite clips."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Only the first N pairs."),
     shapes: Optional[str] = typer.Option(None, "--shapes", help="Sprite shapes, comma list (default: the model's)."),
+    sprite_motions: Optional[str] = typer.Option(
+        None, "--sprite-motions", help="Motions of the sprite source clips, comma list (default: all eight)."),
+    bench_seed: int = typer.Option(
+        0, "--bench-seed", min=0,
+        help="0: the published pairs; another value draws held-out sources, targets and sampling seeds."),
     steps: int = _STEPS,
     guidance: float = _GUIDANCE,
     frames: Optional[int] = _FRAMES,
@@ -378,7 +405,7 @@ def transfer_cmd(
     threads: int = _THREADS,
 ) -> None:
     """Motion fidelity and identity leakage vs strength, same-/different-shape and real clips."""
-    from motionq.evaluation.transfer import PROMPT_MODES, TransferSettings
+    from motionq.evaluation.transfer import PROMPT_MODES, SPRITE_SOURCE_MOTIONS, TransferSettings
 
     _setup_threads(threads)
     try:
@@ -387,7 +414,8 @@ def transfer_cmd(
         settings = TransferSettings(strengths=_parse_floats(strengths), seeds=seeds, steps=steps,
                                     guidance=guidance, prompt_mode=prompt_mode, real=real,
                                     num_frames=frames, max_pairs=max_pairs,
-                                    shapes=_parse_shapes(shapes))
+                                    shapes=_parse_shapes(shapes), bench_seed=bench_seed,
+                                    sprite_motions=_parse_motions(sprite_motions) or SPRITE_SOURCE_MOTIONS)
         backbone = _load_model(model, device)
         result = do_transfer(backbone, settings, out, images if examples else None, _command_line(ctx))
     except _user_errors() as exc:
@@ -510,6 +538,11 @@ def estimate_cmd(
     t_trm = t_tr / (len(TransferSettings().strengths) + 1) * clips
     total += t_trm
     lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
+    hts = heldout_transfer_settings(steps)
+    held_pairs = 2 * len(hts.sprite_motions)  # sprite sources only: same- and different-shape
+    t_ho = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hts.strengths) + 1) * hts.seeds
+    total += t_ho
+    lines.append(f"  transfer, held-out ({held_pairs} pairs)        -> {t_ho / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
     total += 2 * t_dmt  # prompts without the motion, and naming it
     lines.append(f"  dmt ({DMTSettings().pairs} pairs, 2 prompt modes)      -> {2 * t_dmt / 60:.1f} min")
@@ -555,18 +588,22 @@ def all_cmd(
             ms = MultishotSettings(sets=2, shots=3, seeds=1, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(strengths=(0.0, 0.5, 1.0), steps=steps, max_pairs=4)
             tms = TransferSettings(strengths=(0.0, 0.6), steps=steps, max_pairs=2, prompt_mode="motion")
+            hts = TransferSettings(strengths=(0.6,), steps=steps, max_pairs=2, prompt_mode="motion",
+                                   real=False, bench_seed=1)
             ds = DMTSettings(pairs=2, budgets=(5,), steps=steps)
             dms = DMTSettings(pairs=2, budgets=(5,), steps=steps, prompt_mode="motion")
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(seeds=transfer_seeds, steps=steps)
             tms = motion_transfer_settings(steps, motion_seeds)
+            hts = heldout_transfer_settings(steps)
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)
             dms = DMTSettings(pairs=dmt_pairs, steps=steps, prompt_mode="motion")
         t0 = time.time()
         do_multishot(backbone, ms, results_dir / RESULT_FILES["multishot"], images, resume, command)
         do_transfer(backbone, ts, results_dir / RESULT_FILES["transfer"], images, command)
         do_transfer(backbone, tms, results_dir / RESULT_FILES["transfer_motion"], None, command)
+        do_transfer(backbone, hts, results_dir / RESULT_FILES["transfer_heldout"], None, command)
         do_dmt(backbone, ds, results_dir / RESULT_FILES["dmt"], command)
         do_dmt(backbone, dms, results_dir / RESULT_FILES["dmt_motion"], command)
         written = do_report(results_dir, images, report)

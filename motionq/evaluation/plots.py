@@ -370,20 +370,32 @@ _PROMPT_MODE_TEXT = {
 }
 
 
-def _transfer_motion_section(doc: Mapping[str, Any] | None) -> list[str]:
-    """The transfer run whose prompts name the motion too: what the reference adds to the text."""
-    out = ["## Motion transfer when the prompt names the motion too", ""]
+def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = False) -> list[str]:
+    """The transfer run whose prompts name the motion too: what the reference adds to the text.
+    `heldout`: the same on pairs and seeds drawn apart (bench seed != 0), sprite clips only."""
+    title = ("## Held-out check: new pairs and seeds, prompts that name the motion" if heldout
+             else "## Motion transfer when the prompt names the motion too")
+    out = [title, ""]
     if not doc:
-        return out + ["Not run yet: `motionq eval transfer --prompt-mode motion --no-examples --out "
-                      "benchmarks/results/eval_transfer-motion.json` (or `motionq eval all`).", ""]
+        how = ("--strengths 0.3,0.6,1 --seeds 3 --no-real --bench-seed 1 --no-examples --out "
+               "benchmarks/results/eval_transfer-motion-heldout.json" if heldout
+               else "--no-examples --out benchmarks/results/eval_transfer-motion.json")
+        return out + [f"Not run yet: `motionq eval transfer --prompt-mode motion {how}` (or `motionq eval all`).", ""]
     st, summ = doc["settings"], doc["summary"]
     strengths = [f"{s:g}" for s in st["strengths"]]
     op = f"{st['operating_strength']:g}"
+    if heldout:
+        pairs = (f"The default strength ({op}) was set before this run; here it meets sprite sources, "
+                 f"targets and sampling seeds drawn with bench seed {st.get('bench_seed')}, none of them "
+                 f"in the runs above: {len(doc.get('pairs') or [])} pairs x {st['seeds']} seed(s)")
+    else:
+        pairs = ("How a storyboard uses a motion reference: the shot's prompt says what happens (\"a green "
+                 "circle moves left\") and the clip says exactly how (start, speed, path). Same pairs as above, "
+                 f"{st['seeds']} seed(s)")
     out += [
-        "How a storyboard uses a motion reference: the shot's prompt says what happens (\"a green "
-        "circle moves left\") and the clip says exactly how (start, speed, path). Same pairs as above, "
-        f"{st['seeds']} seed(s); {_PROMPT_MODE_TEXT['motion']}, and the text-only baseline is the same "
-        f"prompt without the clip (strength 0 is that same generation). {_machine_line(doc)}; "
+        f"{pairs}; {_PROMPT_MODE_TEXT['motion']}, and the text-only baseline is the same "
+        f"prompt without the clip{' (strength 0 is that same generation)' if '0' in strengths else ''}. "
+        f"{_machine_line(doc)}; "
         f"{doc.get('seconds_total', 0) / 60:.1f} min.",
         "",
         "| pairs | text only | " + " | ".join(f"strength {s}" for s in strengths)
@@ -493,6 +505,8 @@ def write_report(
         "motionq eval transfer --model animatic",
         "motionq eval transfer --model animatic --prompt-mode motion --strengths 0,0.3,0.6,1 --seeds 2 "
         "--no-examples --out benchmarks/results/eval_transfer-motion.json",
+        "motionq eval transfer --model animatic --prompt-mode motion --strengths 0.3,0.6,1 --seeds 3 --no-real "
+        "--bench-seed 1 --no-examples --out benchmarks/results/eval_transfer-motion-heldout.json",
         "motionq eval dmt --model animatic",
         "motionq eval dmt --model animatic --prompt-mode motion --out benchmarks/results/eval_dmt-motion.json",
         "motionq eval report                      # plots + this file from the JSON files",
@@ -508,6 +522,7 @@ def write_report(
     lines += _multishot_section(results.get("multishot"), report, images_dir)
     lines += _transfer_section(results.get("transfer"), report, images_dir)
     lines += _transfer_motion_section(results.get("transfer_motion"))
+    lines += _transfer_motion_section(results.get("transfer_heldout"), heldout=True)
     lines += _dmt_section(results.get("dmt"), report, images_dir)
     if results.get("dmt_motion"):
         lines += _dmt_section(results["dmt_motion"], report, images_dir, plot=False,
