@@ -256,3 +256,34 @@ def test_parse_examples():
     assert [(c["shape"], c["colour"], c["motion"]) for c in p["characters"]] == [
         (None, None, "zigzag"), (None, "green", "circle")]
     assert parse_caption("") == {"characters": [], "background": None, "pan": None}
+
+
+def test_swap_subjects_gives_each_motion_to_the_other_character():
+    from motionq.spriteworld import swap_subjects
+
+    assert swap_subjects("a red circle moves left while an orange square bounces to the right on a navy "
+                         "background") == ("an orange square moves left while a red circle bounces to the right "
+                                           "on a navy background")
+    assert swap_subjects("on a grey background something zigzags and a green thing circles") == (
+        "on a grey background a green thing zigzags and something circles")
+    # nothing to swap: one character, the same motion, subjects that name nothing, no motion
+    assert swap_subjects("a red circle moves left") is None
+    assert swap_subjects("a red circle moves left while a blue square slides to the left") is None
+    assert swap_subjects("a red circle and a blue square move left") is None
+    assert swap_subjects("a shape moves left while something stays still") is None
+    assert swap_subjects("a red circle and a blue square on a navy background") is None
+    cfg = WorldConfig(p_two=1.0)
+    swapped = 0
+    for seed in range(400):
+        rng = np.random.default_rng(seed)
+        text = caption(sample_scene(rng, cfg), rng, cfg=cfg)
+        out = swap_subjects(text)
+        if out is None:
+            continue
+        swapped += 1
+        a, b = parse_caption(text), parse_caption(out)
+        assert b["background"] == a["background"] and b["pan"] == a["pan"]
+        (x, y), (p, q) = a["characters"], b["characters"]
+        assert (p["shape"], p["colour"], p["motion"]) == (y["shape"], y["colour"], x["motion"]), (text, out)
+        assert (q["shape"], q["colour"], q["motion"]) == (x["shape"], x["colour"], y["motion"]), (text, out)
+    assert swapped > 100

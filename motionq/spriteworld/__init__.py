@@ -16,6 +16,7 @@ from motionq.spriteworld.captions import (
     pan_direction,
     pan_phrase,
     parse_caption,
+    swap_subjects,
     tokenize_words,
 )
 from motionq.spriteworld.world import (
@@ -69,6 +70,7 @@ __all__ = [
     "pan_direction",
     "pan_phrase",
     "parse_caption",
+    "swap_subjects",
     "render_scene",
     "sample_batch",
     "sample_clip",

@@ -302,6 +302,55 @@ def parse_caption(text: str) -> dict[str, Any]:
     return out
 
 
+def swap_subjects(text: str) -> str | None:
+    """The caption with its two subjects' noun phrases exchanged, so each motion goes to the
+    other character ("a red circle moves left while a blue square bounces" -> "a blue square
+    moves left while a red circle bounces"); None when that would not change what the caption
+    asks for (not two characters, the same motion, or subjects worded alike).
+
+    Used as the contrast of a binding loss: the model should find the swapped caption a worse
+    description of the clip than the true one.
+    """
+    chars = parse_caption(text)["characters"]
+    if len(chars) != 2 or chars[0]["motion"] is None:
+        return None
+    if (chars[0]["motion"], chars[0]["direction"]) == (chars[1]["motion"], chars[1]["direction"]):
+        return None
+    if (chars[0]["shape"], chars[0]["colour"]) == (chars[1]["shape"], chars[1]["colour"]):
+        return None  # "a shape ... something": the swap names the same characters
+    words = text.split(" ")
+    spans: list[tuple[int, int]] = []  # subject noun phrases as word ranges [i, j)
+    i = 0
+    while i < len(words):
+        if words[i] == "something":
+            spans.append((i, i + 1))
+        elif words[i] in ("a", "an"):
+            j = i + 1
+            if j < len(words) and words[j] in COLOURS + BACKGROUNDS:
+                j += 1
+            if j < len(words) and words[j] == "background":
+                i = j + 1
+                continue
+            if j < len(words) and (words[j] in SHAPES or words[j] in _NOUNS_ANY):
+                j += 1
+            spans.append((i, j))
+            i = j
+            continue
+        i += 1
+    if len(spans) != 2:
+        return None
+    (a0, a1), (b0, b1) = spans
+    first, second = words[a0:a1], words[b0:b1]
+    first, second = _fix_article(second), _fix_article(first)
+    return " ".join(words[:a0] + first + words[a1:b0] + second + words[b1:])
+
+
+def _fix_article(phrase: list[str]) -> list[str]:
+    if phrase and phrase[0] in ("a", "an") and len(phrase) > 1:
+        return [_article(phrase[1])] + phrase[1:]
+    return phrase
+
+
 def _build_vocabulary() -> list[str]:
     phrases: list[str] = ["something", "a shape", "the camera pans"]
     phrases += [f"{_article(w)} {w}" for w in (*SHAPES, *COLOURS, *BACKGROUNDS)]
