@@ -472,6 +472,80 @@ class Trainer:
                     self.ema[k].copy_(v)
         return loss.item()
 
+    def contextualise_text(self, steps: int, keep: float = 1.0, batch: int = 64, lr: float = 1e-3,
+                           log_every: int = 250) -> dict:
+        """Teach the text encoder who does what, before diffusion training uses it.
+
+        Trained by denoising alone, the encoder stays nearly context-free (a word's vector barely
+        changes when the caption gives its motion to the other character), and Wan's
+        cross-attention sees the text as a bag of tokens, so nothing can bind a motion to its
+        subject. Linear probes on the encoder's output (subject words -> their clause's motion,
+        motion words -> their subject's shape and colour, `spriteworld.clause_roles`) make it
+        carry that; ``keep`` x the squared drift from the current embeddings keeps what the
+        transformer reads. Updates the weights and their EMA; returns the final probe losses.
+        """
+        from motionq.spriteworld import COLOURS, MOTIONS, SHAPES, caption, clause_roles, sample_scene
+
+        cfg = self.cfg
+        rng = np.random.default_rng([cfg.seed, 99, self.step])
+        wcfg = world_config(cfg.model, cfg.p_two)
+        length = cfg.model.max_sequence_length
+        enc = self.text_encoder
+        frozen = copy.deepcopy(enc).eval().requires_grad_(False)
+        d = enc.config.d_model
+        gen = torch.Generator().manual_seed(int(cfg.seed) + self.step)
+        heads = torch.nn.ModuleDict({name: torch.nn.Linear(d, n) for name, n in (
+            ("motion", len(MOTIONS)), ("colour", len(COLOURS)), ("shape", len(SHAPES)))}).to(self.device)
+        for lin in heads.values():
+            torch.nn.init.normal_(lin.weight, std=d ** -0.5, generator=gen)
+            torch.nn.init.zeros_(lin.bias)
+        opt = torch.optim.Adam(list(enc.parameters()) + list(heads.parameters()), lr=lr)
+        enc.train()
+        last: dict = {}
+        for k in range(steps):
+            texts, roles = [], []
+            while len(texts) < batch:
+                scene = sample_scene(rng, wcfg)
+                text = caption(scene, rng, cfg=wcfg)
+                r = clause_roles(text) if text else None
+                if r and len(text.split(" ")) < length:
+                    texts.append(text)
+                    roles.append(r)
+            ids, mask = tokenize(self.tokenizer, texts, length)
+            emb = encode_tokens(enc, ids, mask)
+            with torch.no_grad():
+                ref = encode_tokens(frozen, ids, mask)
+            rows: dict[str, list] = {"motion": [], "colour": [], "shape": []}
+            for b, r in enumerate(roles):
+                for i, role, target in r:
+                    if role == "subject":
+                        rows["motion"].append((b, i, MOTIONS.index(target)))
+                    else:
+                        shape, colour = target
+                        if colour is not None:
+                            rows["colour"].append((b, i, COLOURS.index(colour)))
+                        if shape is not None:
+                            rows["shape"].append((b, i, SHAPES.index(shape)))
+            losses = {}
+            for name, rr in rows.items():
+                if rr:
+                    b_i, t_i, y = (torch.tensor(c, device=self.device) for c in zip(*rr))
+                    losses[name] = F.cross_entropy(heads[name](emb[b_i, t_i]), y)
+            drift = (emb - ref).pow(2).sum(-1).mean()
+            loss = sum(losses.values()) + keep * drift
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            last = {n: round(float(v.detach()), 4) for n, v in losses.items()}
+            last["drift"] = round(float(drift.detach()), 4)
+            if (k + 1) % log_every == 0 or k + 1 == steps:
+                print(f"text probes {k + 1}/{steps}: {json.dumps(last)}", flush=True)
+        enc.requires_grad_(True)
+        with torch.no_grad():
+            for name, v in enc.state_dict().items():
+                self.ema[f"text_encoder.{name}"].copy_(v)
+        return last
+
     def ema_pipeline(self):
         """A copy of the pipeline carrying the EMA weights (for sampling and publishing)."""
         pipe = copy.deepcopy(self.pipe)
@@ -640,7 +714,8 @@ def plot_loss(state_dir: Path, out_png: Path) -> Path:
 
 def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 1,
         cfg: TrainConfig | None = None, anneal_to: int | str | None = None, device: str = "cpu",
-        workers: int = 0, overrides: dict | None = None, mirror: Path | None = None) -> Trainer:
+        workers: int = 0, overrides: dict | None = None, mirror: Path | None = None,
+        contextualise_text: int = 0) -> Trainer:
     """Train for a chunk of `minutes` (or until `max_steps`), checkpointing as it goes.
 
     ``anneal_to``: start a cosine learning-rate decay at the current step that ends at this
@@ -649,6 +724,7 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
     ``overrides``: TrainConfig fields to change from this chunk on (e.g. batch and lr for a GPU).
     ``workers``: data-worker processes (0 = draw batches in this process, as on a CPU).
     ``mirror``: after every checkpoint, also write it there in transferable shards.
+    ``contextualise_text``: steps of `Trainer.contextualise_text` before the chunk.
     """
     torch.set_num_threads(threads)
     if device.startswith("cuda"):
@@ -668,6 +744,9 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
             tr.cfg.anneal_from = tr.cfg.anneal_to = 0
             tr._warm_from = tr.step
         print(f"config changed from step {tr.step}: {overrides}", flush=True)
+    if contextualise_text > 0:
+        tr.contextualise_text(contextualise_text)
+        tr.save()
     auto_anneal = anneal_to == "auto"
     if anneal_to is not None and not auto_anneal:
         try:
@@ -709,7 +788,7 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
             if tr.step % tr.cfg.log_every == 0:
                 dt = (time.time() - t0) / len(losses)
                 tr.loss_log.append([tr.step, float(np.mean(losses))])
-                gap = f" binding gap {np.mean(tr.binding_gap):+.5f}" if tr.binding_gap else ""
+                gap = f" binding gap {np.mean(tr.binding_gap):+.2e}" if tr.binding_gap else ""
                 print(f"step {tr.step} loss {np.mean(losses):.4f} lr {tr._lr():.2e}{gap} ({dt:.3f} s/step)", flush=True)
                 losses, t0 = [], time.time()
                 tr.binding_gap.clear()
@@ -788,6 +867,11 @@ def main(argv: list[str] | None = None) -> None:
                     help="text tokens per caption from now on (the text encoder has no position table)")
     ap.add_argument("--binding", type=float, default=None,
                     help="weight of the binding loss from now on (contrast with subject-swapped captions; 0 = off)")
+    ap.add_argument("--binding-tau", type=float, default=None,
+                    help="scale of the binding loss's softplus: the loss gap it stops pushing at, about")
+    ap.add_argument("--contextualise-text", type=int, default=0, metavar="STEPS",
+                    help="first train the text encoder this many steps on who-does-what probes "
+                         "(Trainer.contextualise_text), then the chunk")
     ap.add_argument("--text-layers", type=int, default=None,
                     help="grow the text encoder to this many layers (new ones start as the identity)")
     ap.add_argument("--eval-every", type=int, default=None)
@@ -820,10 +904,11 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
                                    ("checkpoint_every", args.checkpoint_every), ("p_two", args.p_two),
                                    ("max_sequence_length", args.max_sequence_length),
-                                   ("text_layers", args.text_layers), ("binding", args.binding))
+                                   ("text_layers", args.text_layers), ("binding", args.binding),
+                                   ("binding_tau", args.binding_tau))
                  if v is not None}
     run(args.out, args.minutes, args.max_steps, args.threads, anneal_to=args.anneal_to, device=args.device,
-        workers=args.workers, overrides=overrides, mirror=args.mirror)
+        workers=args.workers, overrides=overrides, mirror=args.mirror, contextualise_text=args.contextualise_text)
 
 
 if __name__ == "__main__":

@@ -243,3 +243,29 @@ def test_binding_loss_contrasts_subject_swapped_captions(tmp_path):
     assert any(not torch.equal(before[k], v) for k, v in tr._trainable_state().items())
     tr.binding_gap.clear()
     assert np.isfinite(tr.diffusion_step()) and len(tr.binding_gap) == 1  # the in-process batch path
+
+
+def test_contextualise_text_makes_words_carry_their_clause(tmp_path):
+    """The text probes change the encoder so a motion word's vector depends on whose motion it
+    is, keep the embeddings close, and copy the result into the EMA that gets published."""
+    from motionq.backbones.animatic.text import encode_prompts
+    from motionq.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    tr = Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1, codec_steps=0, p_two=1.0))
+    a = "a red circle moves left while a blue square stays still"
+    b = "a blue square moves left while a red circle stays still"
+
+    def moves_vector_gap() -> float:
+        with torch.no_grad():
+            ea, eb = (encode_prompts(tr.tokenizer, tr.text_encoder, [t], 32)[0] for t in (a, b))
+        return float((ea[3] - eb[3]).norm())  # "moves", whose subject differs
+
+    before = moves_vector_gap()
+    first = tr.contextualise_text(1, batch=32)
+    last = tr.contextualise_text(150, batch=32, lr=3e-3)
+    assert last["motion"] < first["motion"] and last["colour"] < first["colour"]
+    assert moves_vector_gap() > 3 * before
+    for k, v in tr.text_encoder.state_dict().items():
+        assert torch.equal(tr.ema[f"text_encoder.{k}"], v)
+    assert all(p.requires_grad for p in tr.text_encoder.parameters())

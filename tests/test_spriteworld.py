@@ -287,3 +287,28 @@ def test_swap_subjects_gives_each_motion_to_the_other_character():
         assert (p["shape"], p["colour"], p["motion"]) == (y["shape"], y["colour"], x["motion"]), (text, out)
         assert (q["shape"], q["colour"], q["motion"]) == (x["shape"], x["colour"], y["motion"]), (text, out)
     assert swapped > 100
+
+
+def test_clause_roles_label_who_does_what():
+    from motionq.spriteworld import clause_roles
+
+    text = "on a navy background a red circle moves left while a shape bounces to the right as the camera pans up"
+    roles = clause_roles(text)
+    words = text.split(" ")
+    by_word = {words[i]: (role, target) for i, role, target in roles}
+    assert by_word["red"] == ("subject", "left") and by_word["circle"] == ("subject", "left")
+    assert by_word["moves"] == ("motion", ("circle", "red"))
+    assert by_word["bounces"] == ("motion", (None, None)) and by_word["shape"] == ("subject", "bounce")
+    labelled = {i for i, _, _ in roles}
+    assert not labelled & {0, 1, 2, 3, 9, 16, 17, 18, 19, 20}  # background, joiner, camera
+    assert clause_roles("a red circle and a blue square move left") is None  # joint subject
+    assert clause_roles("a red circle and a blue square") is None  # no motion
+    cfg = WorldConfig(p_two=0.5)
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        text = caption(sample_scene(rng, cfg), rng, cfg=cfg)
+        roles = clause_roles(text) if text else None
+        if roles is None:
+            continue
+        asked = parse_caption(text)["characters"]
+        assert {t for _, r, t in roles if r == "subject"} == {c["motion"] for c in asked}, text

@@ -345,6 +345,55 @@ def swap_subjects(text: str) -> str | None:
     return " ".join(words[:a0] + first + words[a1:b0] + second + words[b1:])
 
 
+def clause_roles(text: str) -> list[tuple[int, str, Any]] | None:
+    """Who-does-what labels per word of a caption with one clause per character: for each word
+    of a subject's noun phrase ``(index, "subject", motion)`` (the motion its clause asks for),
+    for each word of its verb phrase ``(index, "motion", (shape, colour))`` (its subject's
+    identity, None where unnamed). Background and camera phrases and joiners get no label.
+    None for captions without a motion per clause (joint subjects, motion left out).
+
+    Targets of the trainer's text probes (`motionq.train.contextualise_text`): a text encoder
+    whose motion words carry their subject, and subject words their motion, is what lets a
+    bag-of-tokens cross-attention bind motions to the right character.
+    """
+    words = text.split(" ")
+    skip: set[int] = set()
+    for k, w in enumerate(words):
+        if w == "background":
+            skip.update(range(max(k - 3, 0), k + 1))
+        elif w == "camera":
+            skip.update(range(max(k - 2, 0), k + 3))
+    clauses: list[tuple[list[int], list[int]]] = []
+    k = 0
+    while k < len(words):
+        w = words[k]
+        if k in skip:
+            k += 1
+        elif w in _NP_START:
+            np_words = [k]
+            k += 1
+            while k < len(words) and k not in skip and (words[k] in COLOURS or words[k] in SHAPES
+                                                        or words[k] in _NOUNS_ANY):
+                np_words.append(k)
+                k += 1
+            clauses.append((np_words, []))
+        elif w in _CLAUSE_JOINERS and k + 1 < len(words) and words[k + 1] in _NP_START:
+            k += 1
+        else:
+            if clauses:
+                clauses[-1][1].append(k)
+            k += 1
+    chars = parse_caption(text)["characters"]
+    if not chars or len(clauses) != len(chars) or any(not vp for _, vp in clauses) \
+            or any(c["motion"] is None for c in chars):
+        return None
+    out: list[tuple[int, str, Any]] = []
+    for (np_words, vp_words), ch in zip(clauses, chars):
+        out += [(i, "subject", ch["motion"]) for i in np_words]
+        out += [(i, "motion", (ch["shape"], ch["colour"])) for i in vp_words]
+    return out
+
+
 def _fix_article(phrase: list[str]) -> list[str]:
     if phrase and phrase[0] in ("a", "an") and len(phrase) > 1:
         return [_article(phrase[1])] + phrase[1:]
