@@ -495,10 +495,11 @@ class Trainer:
         d = enc.config.d_model
         gen = torch.Generator().manual_seed(int(cfg.seed) + self.step)
         heads = torch.nn.ModuleDict({name: torch.nn.Linear(d, n) for name, n in (
-            ("motion", len(MOTIONS)), ("colour", len(COLOURS)), ("shape", len(SHAPES)))}).to(self.device)
-        for lin in heads.values():
+            ("motion", len(MOTIONS)), ("colour", len(COLOURS)), ("shape", len(SHAPES)))})
+        for lin in heads.values():  # on the CPU, where the seeded generator lives
             torch.nn.init.normal_(lin.weight, std=d ** -0.5, generator=gen)
             torch.nn.init.zeros_(lin.bias)
+        heads.to(self.device)
         opt = torch.optim.Adam(list(enc.parameters()) + list(heads.parameters()), lr=lr)
         enc.train()
         last: dict = {}

@@ -306,7 +306,7 @@ def swap_subjects(text: str) -> str | None:
     """The caption with its two subjects' noun phrases exchanged, so each motion goes to the
     other character ("a red circle moves left while a blue square bounces" -> "a blue square
     moves left while a red circle bounces"); None when that would not change what the caption
-    asks for (not two characters, the same motion, or subjects worded alike).
+    asks for (not two characters, the same motion, or subjects that name the same attributes).
 
     Used as the contrast of a binding loss: the model should find the swapped caption a worse
     description of the clip than the true one.
