@@ -131,12 +131,18 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--guidance", type=float, default=4.0)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "binding_guidance.json")
+    ap.add_argument("--checkpoint", type=Path, default=None,
+                    help="use the EMA weights of this training run instead of the published ones")
     args = ap.parse_args()
     if args.first_seed < 10**9 + 10**6:
         raise SystemExit("--first-seed must lie past the training seeds and the bench's (>= 1,001,000,000)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     pipe = load_backbone("animatic").pipe
     pipe.set_progress_bar_config(disable=True)
+    if args.checkpoint is not None:
+        from sampler_validation import blend_weights
+
+        blend_weights(pipe, args.checkpoint, 0.0)
     cfg = published_config()
     wcfg = world_config(cfg)
     makers = {"swap": swapped, "clauses": clauses}
