@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from dataclasses import asdict
@@ -24,8 +23,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from motionq.train import Trainer, encode_tokens, step_batch  # noqa: E402
+from motionq.train import encode_tokens, step_batch  # noqa: E402
+from text_context import scratch_trainer  # noqa: E402
 
 
 def main() -> None:
@@ -35,9 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("model.safetensors", "ema.safetensors", "codec.safetensors", "state.json"):
-            shutil.copyfile(args.checkpoint / name, Path(tmp) / name)
-        tr = Trainer(Path(tmp))
+        tr = scratch_trainer(args.checkpoint, Path(tmp))
     frames, ids, mask, (idx, nids, nmask) = step_batch(asdict(tr.cfg.model), 0, 123, 32, 0.0, 1.0, True)
     video = torch.from_numpy(frames).permute(0, 4, 1, 2, 3).float() / 127.5 - 1
     with torch.no_grad():

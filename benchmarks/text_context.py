@@ -33,6 +33,13 @@ CAPTION = "a red circle moves left while an orange square bounces to the right o
 WORDS = ("left", "bounces", "red", "square")
 
 
+def scratch_trainer(checkpoint: Path, folder: Path) -> Trainer:
+    """A Trainer on a copy of a training checkpoint in `folder` (the original stays untouched)."""
+    for name in ("model.safetensors", "ema.safetensors", "codec.safetensors", "state.json"):
+        shutil.copyfile(checkpoint / name, folder / name)
+    return Trainer(folder)
+
+
 def swap_gaps(tr: Trainer) -> dict[str, float]:
     swapped = swap_subjects(CAPTION)
     with torch.no_grad():
@@ -51,9 +58,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
-        for name in ("model.safetensors", "ema.safetensors", "codec.safetensors", "state.json"):
-            shutil.copyfile(args.checkpoint / name, Path(tmp) / name)
-        tr = Trainer(Path(tmp))
+        tr = scratch_trainer(args.checkpoint, Path(tmp))
         before = swap_gaps(tr)
         print("before", json.dumps(before), flush=True)
         probes = tr.contextualise_text(args.steps)

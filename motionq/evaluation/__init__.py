@@ -23,7 +23,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import typer
 
@@ -179,28 +179,27 @@ def _parse_floats(spec: str) -> tuple[float, ...]:
         raise ValueError(f"bad number list {spec!r}: use e.g. 0:1:0.1 or 0,0.5,1") from None
 
 
-def _parse_shapes(spec: Optional[str]) -> Optional[tuple[str, ...]]:
-    from motionq.spriteworld import SHAPES
-
+def _parse_names(spec: Optional[str], known: Sequence[str], what: str) -> Optional[tuple[str, ...]]:
+    """A comma list of sprite-world names (None when empty); unknown ones are a user error."""
     if not spec:
         return None
     names = tuple(x.strip() for x in spec.split(",") if x.strip())
-    bad = [n for n in names if n not in SHAPES]
+    bad = [n for n in names if n not in known]
     if bad:
-        raise ValueError(f"unknown shape(s) {', '.join(bad)} (known: {', '.join(SHAPES)})")
+        raise ValueError(f"unknown {what}(s) {', '.join(bad)} (known: {', '.join(known)})")
     return names
+
+
+def _parse_shapes(spec: Optional[str]) -> Optional[tuple[str, ...]]:
+    from motionq.spriteworld import SHAPES
+
+    return _parse_names(spec, SHAPES, "shape")
 
 
 def _parse_motions(spec: Optional[str]) -> Optional[tuple[str, ...]]:
     from motionq.spriteworld import MOTIONS
 
-    if not spec:
-        return None
-    names = tuple(x.strip() for x in spec.split(",") if x.strip())
-    bad = [n for n in names if n not in MOTIONS]
-    if bad:
-        raise ValueError(f"unknown motion(s) {', '.join(bad)} (known: {', '.join(MOTIONS)})")
-    return names
+    return _parse_names(spec, MOTIONS, "motion")
 
 
 def _parse_ints(spec: str) -> tuple[int, ...]:
