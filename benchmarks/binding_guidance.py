@@ -70,16 +70,18 @@ def clauses(text: str, chars: list[dict]) -> list[str] | None:
     return [p.strip() + " " + m.group(1) for p in parts] if len(parts) == 2 else None
 
 
+def _encode(pipe, cfg, prompt: str):
+    """(prompt, empty-prompt) embeddings, as the pipeline makes them."""
+    return pipe.encode_prompt(prompt=prompt, negative_prompt="", do_classifier_free_guidance=True,
+                              num_videos_per_prompt=1, max_sequence_length=cfg.max_sequence_length,
+                              device=torch.device("cpu"))
+
+
 @torch.no_grad()
 def guided(pipe, cfg, text: str, extra: list[str], seed: int, rule: str, weight: float,
            guidance: float, steps: int) -> np.ndarray:
-    def enc(p: str):
-        return pipe.encode_prompt(prompt=p, negative_prompt="", do_classifier_free_guidance=True,
-                                  num_videos_per_prompt=1, max_sequence_length=cfg.max_sequence_length,
-                                  device=torch.device("cpu"))
-
-    cond, uncond = enc(text)
-    emb = torch.cat([cond, uncond] + [enc(x)[0] for x in extra])
+    cond, uncond = _encode(pipe, cfg, text)
+    emb = torch.cat([cond, uncond] + [_encode(pipe, cfg, x)[0] for x in extra])
     frames = bench.pipeline_num_frames(pipe, cfg.num_frames)
     lat = pipe.prepare_latents(1, pipe.transformer.config.in_channels, cfg.height, cfg.width, frames,
                                torch.float32, torch.device("cpu"), torch.Generator().manual_seed(seed), None)
@@ -103,11 +105,7 @@ def guided(pipe, cfg, text: str, extra: list[str], seed: int, rule: str, weight:
 
 def separation(pipe, cfg, text: str, swap: str) -> dict:
     """|eps(caption) - eps(swapped)| and |eps(caption) - eps(empty)| at a few timesteps."""
-    def enc(p):
-        return pipe.encode_prompt(prompt=p, negative_prompt="", do_classifier_free_guidance=True,
-                                  num_videos_per_prompt=1, max_sequence_length=cfg.max_sequence_length,
-                                  device=torch.device("cpu"))
-    (c, u), (s, _) = enc(text), enc(swap)
+    (c, u), (s, _) = _encode(pipe, cfg, text), _encode(pipe, cfg, swap)
     frames = bench.pipeline_num_frames(pipe, cfg.num_frames)
     lat = pipe.prepare_latents(1, pipe.transformer.config.in_channels, cfg.height, cfg.width, frames,
                                torch.float32, torch.device("cpu"), torch.Generator().manual_seed(1), None)
