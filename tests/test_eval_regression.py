@@ -278,6 +278,59 @@ def test_dmt_without_iterations_is_plain_generation(tiny_backbone):
     assert all(p.requires_grad for p in tiny_backbone.pipe.transformer.parameters())  # restored
 
 
+def test_dmt_inversion_starts_from_the_sources_layout(tiny_backbone):
+    from motionq.evaluation.dmt import DMTConfig, dmt_transfer
+    from motionq.evaluation.transfer import sprite_sources
+
+    src = sprite_sources(9, 32, 32)[0]
+    kw = dict(num_frames=9, height=32, width=32, steps=3, guidance=4.0, seed=5,
+              max_sequence_length=tiny_backbone.max_sequence_length)
+    plain = tiny_backbone.generate("a red circle", num_frames=9, steps=3, seed=5)
+    frames, info = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                                config=DMTConfig(iterations=0, inversion=True), **kw)
+    assert info.seconds_inverting > 0 and not np.array_equal(frames, plain)  # another start latent
+    _, info = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                           config=DMTConfig(iterations=1, fraction=0.67, inversion=True), **kw)
+    # the inverted source differs from the start latent at sigma = 1: step 0 is optimised too
+    assert [k for k, _, _ in info.losses] == [0, 1]
+
+
+def test_invert_path_integrates_the_velocity_up_the_schedule():
+    import torch
+
+    from motionq.evaluation.dmt import invert_path
+
+    class ConstantVelocity(torch.nn.Module):
+        dtype = torch.float32
+
+        def forward(self, hidden_states, timestep, encoder_hidden_states, return_dict=False):
+            self.seen.append(float(timestep[0]))
+            return (torch.full_like(hidden_states, 2.0),)
+
+    tr = ConstantVelocity()
+    tr.seen = []
+    z0 = torch.zeros(1, 2, 3, 4, 4)
+    sigmas, timesteps = [1.0, 0.6, 0.25], [1000.0, 600.0, 250.0]
+    path = invert_path(tr, z0, sigmas, timesteps, torch.zeros(1, 4, 8))
+    for x, s in zip(path, sigmas):  # x(sigma) = z0 + sigma * v for a constant velocity
+        torch.testing.assert_close(x, torch.full_like(z0, 2.0 * s))
+    assert tr.seen == [0.0, 250.0, 600.0]  # each step uses the velocity at the lower noise level
+
+
+def test_keep_low_frequencies():
+    import torch
+
+    from motionq.evaluation.dmt import keep_low_frequencies
+
+    g = torch.Generator().manual_seed(0)
+    noise = torch.randn(1, 2, 3, 8, 8, generator=g)
+    torch.testing.assert_close(keep_low_frequencies(noise, noise, 4), noise)
+    flat = torch.full_like(noise, 0.7)  # a constant latent has only low frequencies
+    torch.testing.assert_close(keep_low_frequencies(flat, torch.zeros_like(noise), 4), flat)
+    mixed = keep_low_frequencies(flat, noise, 4)
+    assert mixed.shape == noise.shape and not torch.allclose(mixed, flat)
+
+
 def test_smm_loss_is_zero_for_the_same_motion():
     import torch
 
@@ -296,13 +349,15 @@ def test_smm_loss_is_zero_for_the_same_motion():
 def dmt_small(tiny_backbone):
     from motionq.evaluation.dmt import DMTSettings, run_dmt
 
-    return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), steps=2))
+    return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), inversion_budgets=(1,), steps=2))
 
 
 def test_dmt_comparison_machinery(dmt_small):
     res = dmt_small
-    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4"]
-    assert len(res["records"]) == 4
+    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4", "dmt-1x0.4+inv"]
+    assert len(res["records"]) == 5
+    inv = [r for r in res["records"] if r["method"] == "dmt-1x0.4+inv"][0]
+    assert inv["seconds_inverting"] > 0
     c = res["cost"]
     assert c["dmt"].startswith("dmt-") and c["ratio"] > 0 and isinstance(c["reached"], bool)
     json.dumps(res)

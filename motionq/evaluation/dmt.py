@@ -16,6 +16,14 @@ The recipe, kept simple and written down:
    sigma with the same seeded noise the generation starts from (the same recording scheme as
    our `record_motion`; DMT uses DDIM inversion, which a flow-matching Euler sampler does not
    have in diffusers), one forward pass without gradient.
+   With ``inversion`` (DMT's own recipe, closer to the paper's baseline): the source latents
+   along the sampling path come from inverting the clean source latent with the Euler ODE
+   (one unguided forward pass per step, empty prompt: a clip has no caption), and the start
+   latent is DMT's "high-frequency replacement": the inverted sigma = 1 latent's low spatial
+   frequencies (down- and up-sampled by ``downsample`` per frame) plus the seeded noise's high
+   ones, so the layout of the source's frames seeds the generation. The inversion is billed
+   to the baseline's time. (DMT's restart sampling, a second denoising pass per step, is left
+   out.)
 4. Guidance. For each of the first `round(fraction * steps)` sampling steps, before the
    step's forward passes, the latent x_t is optimised with `iterations` Adam steps (lr
    decaying linearly from `lr[0]` to `lr[1]` over the guided steps) on the loss, with the
@@ -49,10 +57,12 @@ class DMTConfig:
     fraction: float = 0.4
     lr: tuple[float, float] = (0.02, 0.01)
     block: int | None = None  # None: the middle block, num_layers // 2
+    inversion: bool = False  # source features from the ODE-inverted path; DMT's start latent
+    downsample: int = 4  # DMT's low-pass factor for that start latent
 
     @property
     def label(self) -> str:
-        return f"dmt-{self.iterations}x{self.fraction:g}"
+        return f"dmt-{self.iterations}x{self.fraction:g}" + ("+inv" if self.inversion else "")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -66,6 +76,7 @@ class DMTInfo:
 
     seconds: float = 0.0
     seconds_optimising: float = 0.0
+    seconds_inverting: float = 0.0
     losses: list[tuple[int, float, float]] = field(default_factory=list)  # (step, first, last)
 
 
@@ -126,6 +137,43 @@ def smm_loss(target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
     return (1.0 - cos[off]).mean()
 
 
+def keep_low_frequencies(latent: torch.Tensor, noise: torch.Tensor, factor: int) -> torch.Tensor:
+    """DMT's start latent: `latent`'s low spatial frequencies + `noise`'s high ones, per frame
+    (low = bilinear down- then up-sampling by `factor`). Both (B, C, F, H, W)."""
+    import torch.nn.functional as F
+
+    b, c, f, h, w = latent.shape
+    small = (max(1, h // factor), max(1, w // factor))
+
+    def low(x: torch.Tensor) -> torch.Tensor:
+        x2 = x.permute(0, 2, 1, 3, 4).reshape(b * f, c, h, w)
+        down = F.interpolate(x2, size=small, mode="bilinear", align_corners=True, antialias=True)
+        up = F.interpolate(down, size=(h, w), mode="bilinear", align_corners=True)
+        return up.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
+
+    return low(latent) + (noise - low(noise))
+
+
+@torch.no_grad()
+def invert_path(transformer, z0: torch.Tensor, sigmas: list[float], timesteps: list[float],
+                embeds: torch.Tensor) -> list[torch.Tensor]:
+    """Euler ODE inversion of a clean latent `z0` (sigma 0) up the sampling schedule: returns
+    x at each step's sigma (index k <-> sigmas[k], the first at sigma = 1), one forward pass
+    per step with `embeds` and no guidance. The velocity at the lower noise level drives each
+    step up (the reverse of the sampler's Euler step)."""
+    n = len(sigmas)
+    path: list[torch.Tensor] = [None] * n  # type: ignore[list-item]
+    x, sig_lo, t_lo = z0.float(), 0.0, 0.0
+    for k in range(n - 1, -1, -1):
+        timestep = torch.full((x.shape[0],), float(t_lo), device=x.device, dtype=torch.float32)
+        v = transformer(hidden_states=x.to(transformer.dtype), timestep=timestep,
+                        encoder_hidden_states=embeds, return_dict=False)[0].float()
+        x = x + (sigmas[k] - sig_lo) * v
+        path[k] = x
+        sig_lo, t_lo = sigmas[k], timesteps[k]
+    return path
+
+
 def dmt_transfer(
     pipe,
     clip: str | os.PathLike | np.ndarray,
@@ -171,9 +219,20 @@ def dmt_transfer(
     ts = scheduler_timesteps(pipe.scheduler, steps)
     sig = scheduler_sigmas(pipe.scheduler, steps)
     guided = first_fraction(steps, config.fraction) if config.iterations > 0 else []
-    # At sigma = 1 the noised source IS the target's starting noise (same seed): the loss is
-    # exactly 0 there and Adam would not move; skip such steps rather than bill the baseline.
-    guided = [k for k in guided if sig[k] < 0.999]
+    src_path: list[torch.Tensor] | None = None
+    start = noise
+    if config.inversion:
+        t_inv = time.perf_counter()
+        with torch.no_grad():
+            empty, _ = _encode_prompts(pipe, "", "", 1.0, max_sequence_length)
+        src_path = invert_path(tr, z_src, sig, ts, empty)
+        start = keep_low_frequencies(src_path[0], noise, config.downsample)
+        info.seconds_inverting = time.perf_counter() - t_inv
+    else:
+        # At sigma = 1 the noised source IS the target's starting noise (same seed): the loss
+        # is exactly 0 there and Adam would not move; skip such steps rather than bill the
+        # baseline.
+        guided = [k for k in guided if sig[k] < 0.999]
     lrs = np.linspace(config.lr[0], config.lr[1], max(1, len(guided)))
     f_lat = z_src.shape[2]
     tap = FeatureTap(tr, block)
@@ -182,7 +241,7 @@ def dmt_transfer(
     def optimise(latents: torch.Tensor, k: int) -> torch.Tensor:
         t0 = time.perf_counter()
         with torch.no_grad():
-            x_src = (1.0 - sig[k]) * z_src + sig[k] * noise
+            x_src = src_path[k] if src_path is not None else (1.0 - sig[k]) * z_src + sig[k] * noise
             ref = smm(tap(x_src, ts[k], pe), f_lat)
         x = latents.detach().clone().float().requires_grad_(True)
         opt = torch.optim.Adam([x], lr=float(lrs[guided.index(k)]))
@@ -216,7 +275,7 @@ def dmt_transfer(
     level = wan_log.level
     wan_log.setLevel(logging.ERROR)
     try:
-        latents = optimise(noise, 0) if 0 in guided else noise
+        latents = optimise(start, 0) if 0 in guided else start
         out = pipe(
             prompt_embeds=pe, negative_prompt_embeds=ne, latents=latents,
             num_frames=pipeline_num_frames(pipe, num_frames), height=height, width=width,
@@ -250,6 +309,9 @@ class DMTSettings:
     strength: float = 0.6
     prompt_mode: str = "none"
     budgets: tuple[int, ...] = (5, 10, 20, 40)  # Adam iterations per guided step
+    # Budgets run again with DMT's inversion and start latent (`DMTConfig.inversion`); DMT's
+    # own configuration uses 10 iterations.
+    inversion_budgets: tuple[int, ...] = (10,)
     fraction: float = 0.4
     lr: tuple[float, float] = (0.02, 0.01)
     block: int | None = None
@@ -259,6 +321,7 @@ class DMTSettings:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["budgets"] = list(self.budgets)
+        d["inversion_budgets"] = list(self.inversion_budgets)
         d["lr"] = list(self.lr)
         return d
 
@@ -287,8 +350,9 @@ def run_dmt(
     ts = TransferSettings(bench_seed=settings.bench_seed, num_frames=settings.num_frames, max_pairs=settings.pairs)
     pairs = build_pairs(backbone, ts, clip_dir)
     common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
-    configs = [DMTConfig(iterations=b, fraction=settings.fraction, lr=tuple(settings.lr), block=settings.block)
-               for b in settings.budgets]
+    configs = [DMTConfig(iterations=b, fraction=settings.fraction, lr=tuple(settings.lr), block=settings.block,
+                         inversion=inv)
+               for inv, budgets in ((False, settings.budgets), (True, settings.inversion_budgets)) for b in budgets]
     methods = ["plain", f"ours-{settings.strength:g}"] + [c.label for c in configs]
     records: list[dict[str, Any]] = []
     total = len(pairs) * settings.seeds * len(methods)
@@ -314,7 +378,7 @@ def run_dmt(
                     frames, info = dmt_transfer(pipe, pair.source.frames, prompt, config=cfg, seed=seed,
                                                 max_sequence_length=backbone.max_sequence_length, **common)
                     extra = {"seconds_optimising": round(info.seconds_optimising, 4),
-                             "losses": info.losses}
+                             "seconds_inverting": round(info.seconds_inverting, 4), "losses": info.losses}
                 seconds = time.perf_counter() - t0
                 records.append({"pair": pair.name, "pair_type": pair.pair_type, "method": m, "replica": replica,
                                 "prompt": prompt, "seconds": round(seconds, 4),

@@ -195,12 +195,16 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   is what the clip adds to the text.
 - **DMT-style baseline** (`dmt.py`): DMT's space-time (SMM) loss, pairwise frame differences of the
   spatially averaged output of the middle transformer block, `1 - cos` against the source's;
-  the latent is optimised with Adam for the first 40% of the steps (steps at sigma = 1 are
-  skipped: there the noised source equals the start noise), then the ordinary guided step. The
-  source's features come from its latent forward-noised with the generation's own noise
-  (DMT uses DDIM inversion, which the flow-matching Euler sampler does not provide). Budgets are
-  Adam iterations per guided step; the cost ratio uses the cheapest budget that reaches our
-  fidelity at strength 0.6 (or, when none does, the budget with the best fidelity). It runs
+  the latent is optimised with Adam for the first 40% of the steps, then the ordinary guided
+  step. In the plain rows the source's features come from its latent forward-noised with the
+  generation's own noise (steps at sigma = 1 are skipped: there the noised source equals the
+  start noise). The `+inv` rows follow DMT's own recipe for the source (its DDIM inversion,
+  here with the flow-matching Euler ODE: one unguided pass per step, empty prompt, billed to
+  the baseline) and start from DMT's latent (the inverted latent's low spatial frequencies,
+  factor 4, plus the seed's high ones); DMT's restart sampling is left out. Budgets are
+  Adam iterations per guided step (DMT's configuration uses 10); the cost ratio uses the
+  cheapest DMT row that reaches our fidelity at strength 0.6 (or, when none does, the row with
+  the best fidelity). It runs
   twice: with target prompts that leave the motion out (the clip is the only source of motion)
   and with prompts that name it (how a storyboard uses a reference).
 - **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with a
@@ -457,7 +461,10 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
         f"`plain` is that prompt alone); same model, {st['steps']} steps and size for all methods; "
         f"DMT optimises the latent for the first {st['fraction']:.0%} of steps with Adam (lr {st['lr'][0]} -> "
         f"{st['lr'][1]}) on the space-time (SMM pairwise-difference) loss of block {doc.get('block')}; "
-        f"budgets = Adam iterations per guided step. {_machine_line(doc)}.",
+        f"budgets = Adam iterations per guided step"
+        + ("; `+inv`: source features from its ODE inversion (billed) and DMT's start latent"
+           if st.get("inversion_budgets") else "")
+        + f". {_machine_line(doc)}.",
         "",
         "| method | fidelity | motion match | identity kept | leakage | s/clip (median) | x plain |",
         "|---|---|---|---|---|---|---|",
