@@ -52,12 +52,16 @@ def score(pipe, samples: int, first_seed: int, guidance: float, steps: int) -> d
     cfg = published_config()
     wcfg = world_config(cfg)
     right = asked_total = count_ok = two_right = two_asked = 0
+    count_errors: dict[str, int] = {}  # "asked->found" character counts of the misses
     for i in range(samples):
         rng = np.random.default_rng(first_seed + i)
         text = caption(sample_scene(rng, wcfg), rng, detail="full", cfg=wcfg)
         asked = parse_caption(text)["characters"]
         found = analyse(bench.sample(pipe, text, first_seed + i, cfg, steps, guidance))
         count_ok += int(len(found.characters) == len(asked))
+        if len(found.characters) != len(asked):
+            key = f"{len(asked)}->{len(found.characters)}"
+            count_errors[key] = count_errors.get(key, 0) + 1
         for want, got in bench.match(asked, found.characters):
             ok = int(got is not None and got.motion == want.get("motion"))
             right += ok
@@ -66,7 +70,8 @@ def score(pipe, samples: int, first_seed: int, guidance: float, steps: int) -> d
                 two_right += ok
                 two_asked += 1
     return {"motion": right / asked_total, "motion_right": right, "characters_asked": asked_total,
-            "two_character_motion": two_right / max(two_asked, 1), "count": count_ok / samples}
+            "two_character_motion": two_right / max(two_asked, 1), "count": count_ok / samples,
+            "count_errors": dict(sorted(count_errors.items()))}
 
 
 def blend_weights(pipe, checkpoint: Path, raw_share: float) -> None:
