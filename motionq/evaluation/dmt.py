@@ -14,8 +14,8 @@ The recipe, kept simple and written down:
    (appearance).
 3. Source features at each guided step: the clean source latent forward-noised to that step's
    sigma with the same seeded noise the generation starts from (the same recording scheme as
-   our `record_motion`; DMT uses DDIM inversion, which a flow-matching Euler sampler does not
-   have in diffusers), one forward pass without gradient.
+   our `record_motion`; diffusers has no inversion for flow-matching samplers), one forward
+   pass without gradient.
    With ``inversion`` (DMT's own recipe, closer to the paper's baseline): the source latents
    along the sampling path come from inverting the clean source latent with the Euler ODE
    (one unguided forward pass per step, empty prompt: a clip has no caption), and the start
