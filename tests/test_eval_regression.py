@@ -412,12 +412,15 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
     assert (tmp_path / "results.md").exists()
     # resuming a finished run renders nothing new; other settings are refused
     ms = res / "eval_multishot.json"
-    before = json.loads(ms.read_text())["records"]
+    first = json.loads(ms.read_text())
+    before = first["records"]
     args = ["eval", "multishot", "--model", str(tiny_folder), "--sets", "2", "--shots", "3", "--seeds", "1",
             "--variants", "vanilla,anchors", "--steps", "1", "--out", str(ms), "--no-examples", "--resume"]
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
-    assert json.loads(ms.read_text())["records"] == before
+    resumed = json.loads(ms.read_text())
+    assert resumed["records"] == before
+    assert resumed["wall_seconds"] >= first["wall_seconds"] > 0  # the interrupted run's time is kept
     r = CliRunner().invoke(app, args[:-1] + ["--steps", "2", "--resume"])
     assert r.exit_code == 2 and "other settings" in r.output
     r = CliRunner().invoke(app, ["eval", "transfer", "--model", str(tiny_folder), "--sprite-motions", "left,wobble"])
