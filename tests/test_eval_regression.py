@@ -421,6 +421,7 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
     resumed = json.loads(ms.read_text())
     assert resumed["records"] == before
     assert resumed["wall_seconds"] >= first["wall_seconds"] > 0  # the interrupted run's time is kept
+    assert resumed["seconds_total"] >= first["seconds_total"] > 0
     r = CliRunner().invoke(app, args[:-1] + ["--steps", "2", "--resume"])
     assert r.exit_code == 2 and "other settings" in r.output
     r = CliRunner().invoke(app, ["eval", "transfer", "--model", str(tiny_folder), "--sprite-motions", "left,wobble"])

@@ -220,7 +220,7 @@ def do_multishot(backbone, settings, out: Path, images: Optional[Path], resume: 
     from motionq.evaluation.multishot import render_examples, run_multishot
 
     records: list[dict[str, Any]] = []
-    before = 0.0  # wall time of the interrupted run(s) being resumed
+    before = before_run = 0.0  # wall and rendering time of the interrupted run(s) being resumed
     if resume and out.exists():
         old = json.loads(out.read_text())
         keys = ("sets", "shots", "bench_seed", "steps", "guidance", "num_frames", "anchors")
@@ -230,11 +230,13 @@ def do_multishot(backbone, settings, out: Path, images: Optional[Path], resume: 
                              "remove it or run without --resume")
         records = [r for r in old.get("records", []) if r["variant"] in settings.variants]
         before = float(old.get("wall_seconds") or 0.0)
+        before_run = float(old.get("seconds_total") or 0.0)
     t0 = time.time()
 
     def save_partial(doc: dict[str, Any]) -> None:
         doc["command"] = command
         doc["wall_seconds"] = round(before + time.time() - t0, 1)  # so far, for a later resume
+        doc["seconds_total"] = round(before_run + doc.get("seconds_total", 0.0), 2)
         save_json(doc, out)
 
     with _Bar("multishot") as bar:
@@ -242,6 +244,7 @@ def do_multishot(backbone, settings, out: Path, images: Optional[Path], resume: 
                                log=bar.log)
     result["command"] = command
     result["wall_seconds"] = round(before + time.time() - t0, 1)
+    result["seconds_total"] = round(before_run + result.get("seconds_total", 0.0), 2)
     if images is not None:
         try:
             result["images"] = render_examples(backbone, result, images)
