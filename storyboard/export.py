@@ -42,6 +42,7 @@ __all__ = [
 #: Height in pixels of the text band above each row of the contact sheet.
 LABEL_HEIGHT = 16
 _MASK_TINT = np.array([255, 40, 200], dtype=np.float32)  # magenta: rare in generated scenes
+_MASK_LEGEND = "tint: subject mask"
 _MASK_ALPHA = 0.55
 
 
@@ -143,7 +144,7 @@ def contact_sheet(
     square cells; each frame is scaled to fit its cell with nearest-neighbour pixels and
     numbered in the corner. A shot with fewer frames than cells leaves the rest empty.
     ``masks[shot_id]`` (float ``(F, H, W)`` in [0, 1], any F/H/W, e.g. subject masks from
-    attention) is tinted over the matching frames.
+    attention) is tinted over the matching frames, and the row's text band says so.
     """
     if not shots:
         raise ValueError("contact sheet of no shots")
@@ -161,13 +162,21 @@ def contact_sheet(
         if shot.label:
             text += f"  {shot.label}"
         draw.rectangle((0, y0, sheet.width - 1, y0 + LABEL_HEIGHT - 1), fill=(40, 40, 48))
-        text = _shorten(draw, _printable(text), font, sheet.width - 8)
+        mask = masks.get(shot.shot_id)
+        room = sheet.width - 8
+        if mask is not None and len(mask):
+            # Say what the tint is, so it is not taken for a rendering defect (the video has none).
+            legend_w = draw.textlength(_MASK_LEGEND, font=font)
+            if legend_w + 40 < room:
+                draw.text((sheet.width - 4 - legend_w, y0 + 2), _MASK_LEGEND,
+                          fill=tuple(int(v) for v in _MASK_TINT), font=font)
+                room -= int(legend_w) + 8
+        text = _shorten(draw, _printable(text), font, room)
         draw.text((4, y0 + 2), text, fill=(235, 235, 235), font=font)
 
         n = len(shot.frames)
         k = min(n, frames_per_row)
         idx = np.linspace(0, n - 1, k).round().astype(int) if k > 1 else np.array([0])
-        mask = masks.get(shot.shot_id)
         for c, fi in enumerate(idx):
             thumb = _fit(shot.frames[fi], cell - 2)  # 1 px gutter so neighbours don't merge
             if mask is not None and len(mask):

@@ -101,6 +101,17 @@ def test_contact_sheet_mask_overlay_tints(tmp_path: Path):
     assert np.abs(tinted[y, 26] - plain[y, 26]).sum() == 0  # unmasked half untouched
 
 
+def test_contact_sheet_names_the_mask_tint(tmp_path: Path):
+    shots = shots_mix()[:1]
+    mask = np.ones((4, 8, 8), np.float32)
+    plain = np.asarray(Image.open(contact_sheet(shots, tmp_path / "a.png"))).astype(int)
+    tinted = np.asarray(Image.open(contact_sheet(shots, tmp_path / "b.png", masks={"s1": mask}))).astype(int)
+    band = lambda img: img[:LABEL_HEIGHT, img.shape[1] // 2:]  # noqa: E731 - right half of the text band
+    # the legend is drawn in the tint's colour (magenta: red and blue high, green low)
+    magenta = lambda img: ((img[..., 0] > 180) & (img[..., 2] > 140) & (img[..., 1] < 100)).sum()  # noqa: E731
+    assert magenta(band(tinted)) > 10 and magenta(band(plain)) == 0
+
+
 # --------------------------------------------------------------------------- OpenTimelineIO
 
 
