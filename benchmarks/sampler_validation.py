@@ -87,6 +87,20 @@ def blend_weights(pipe, checkpoint: Path, raw_share: float) -> None:
             raise SystemExit(f"checkpoint does not match the published {prefix[:-1]}: {unexpected[:3]}")
 
 
+def load_weights_folder(pipe, folder: Path) -> None:
+    """Replace the transformer and text encoder by those of another pipeline folder of the same
+    architecture (an older step, or an interpolation of two published steps)."""
+    from safetensors.torch import load_file
+
+    for sub, module in (("transformer/diffusion_pytorch_model.safetensors", pipe.transformer),
+                        ("text_encoder/model.safetensors", pipe.text_encoder)):
+        missing, unexpected = module.load_state_dict(load_file(folder / sub), strict=False)
+        # The text encoder's token embedding is tied to `shared` and not stored twice.
+        if unexpected or any(not k.endswith("embed_tokens.weight") for k in missing):
+            raise SystemExit(f"{folder / sub} does not match the published architecture: "
+                             f"missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("samplers", nargs="+", help="euler (the model's), unipc, dpm")
@@ -98,12 +112,20 @@ def main() -> None:
     ap.add_argument("--raw-share", type=float, default=None,
                     help="replace the published (EMA) weights by RAW_SHARE x raw + (1 - RAW_SHARE) x EMA "
                          "from the training checkpoint (--checkpoint)")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="a pipeline folder of the same architecture whose transformer and text encoder "
+                         "replace the published ones")
+    ap.add_argument("--label", default=None, help="suffix for the result key (e.g. the weights' name)")
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "animatic")
     args = ap.parse_args()
     if args.first_seed < 10**9 + 10**6:
         raise SystemExit("--first-seed must lie past the training seeds and the bench's (>= 1,001,000,000)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     pipe = load_backbone("animatic").pipe
+    if args.weights is not None and args.raw_share is not None:
+        raise SystemExit("--weights and --raw-share both replace the weights: give one")
+    if args.weights is not None:
+        load_weights_folder(pipe, args.weights)
     if args.raw_share is not None:
         blend_weights(pipe, args.checkpoint, args.raw_share)
     pipe.set_progress_bar_config(disable=True)
@@ -113,6 +135,7 @@ def main() -> None:
         pipe.scheduler = make_scheduler(kind, own, float(own.get("shift", 2.0)))
         t0 = time.time()
         key = kind if args.raw_share is None else f"{kind}@raw{args.raw_share:g}"
+        key += f"@{args.label}" if args.label else ""
         results[key] = score(pipe, args.samples, args.first_seed, args.guidance, args.steps)
         print(key, json.dumps(results[key]), f"{time.time() - t0:.0f} s", flush=True)
     out = args.out or ROOT / "benchmarks" / "results" / f"sampler_validation-{args.first_seed}.json"

@@ -312,3 +312,15 @@ def test_clause_roles_label_who_does_what():
             continue
         asked = parse_caption(text)["characters"]
         assert {t for _, r, t in roles if r == "subject"} == {c["motion"] for c in asked}, text
+
+
+def test_touching_pair_scene_puts_the_boxes_edge_to_edge():
+    from motionq.spriteworld import touching_pair_scene
+
+    for seed in range(6):
+        scene = touching_pair_scene(seed, WorldConfig(), gap=0.0)
+        a, b = scene.characters
+        assert a.motion == b.motion == "stay" and a.colour != b.colour
+        assert characters_apart(a, b, scene.num_frames, 0.0)  # touching, not overlapping
+        assert not characters_apart(a, b, scene.num_frames, 0.01)
+        assert not np.array_equal(render_scene(scene), render_scene(touching_pair_scene(seed, gap=1.0)))

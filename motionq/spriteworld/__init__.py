@@ -39,6 +39,7 @@ from motionq.spriteworld.world import (
     sample_batch,
     sample_clip,
     sample_scene,
+    touching_pair_scene,
     trajectory,
     upscale,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "sample_batch",
     "sample_clip",
     "sample_scene",
+    "touching_pair_scene",
     "swap_subjects",
     "tokenize_words",
     "trajectory",

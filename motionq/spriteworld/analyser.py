@@ -9,6 +9,8 @@ to be exact on ground-truth renders. Pipeline per clip:
    colour with the smallest residual wins; ``alpha >= 0.5`` makes it foreground. Unlike a
    nearest-colour rule this keeps anti-aliased or blurred edges (mixtures with the
    background) from being read as some other palette colour.
+   Seams are dropped: where blur mixes two touching sprites' colours into a third (purple by
+   orange reads red), the small blob between them is no character (`_drop_seams`).
 3. Per colour and frame, connected components; the soft alpha around each component gives an
    area and centroid with sub-pixel accuracy.
 4. Shape: each blob is compared (L1 on soft coverage) with every shape template rendered at the
@@ -303,14 +305,16 @@ def _to_uint8_float(frames: np.ndarray) -> np.ndarray:
 
 def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
             backgrounds: tuple[str, ...] | None = None, max_residual: float = 48.0,
-            min_area: float | None = None, min_frames: int | None = None) -> Analysis:
+            min_area: float | None = None, min_frames: int | None = None,
+            drop_seams: bool = True) -> Analysis:
     """Find the background and every character (shape, colour, path, motion) in a clip.
 
     ``frames``: (F, H, W, 3) uint8, or float in [0, 1]. ``colours``/``backgrounds`` restrict
     the palettes (default: all of the world's). ``max_residual``: largest RGB distance of a
     pixel from the background-to-colour line for it to count as that colour. ``min_area``
     (px, default 0.4% of the frame) and ``min_frames`` (default a third of the frames) drop
-    specks and flickers.
+    specks and flickers. ``drop_seams``: drop the blobs that blur makes where two sprites of
+    different colours touch (off only to measure what that step changes).
     """
     x = _to_uint8_float(frames)
     f, h, w, _ = x.shape
@@ -339,6 +343,8 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
     a_best = np.take_along_axis(alpha, best[..., None], -1)[..., 0]
     r_best = np.take_along_axis(resid2, best[..., None], -1)[..., 0]
     fg = (a_best >= 0.5) & (r_best < max_residual ** 2)
+    if drop_seams:
+        fg = _drop_seams(fg, best)
 
     pad = 2 * patch_radius(max(h, w)) + 2
     kernel = np.ones((5, 5), np.uint8)  # soft mask: component grown by 2 px (AA/blur edges)
@@ -384,6 +390,34 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
                 tracks.append(tr)
     return Analysis(background=bg_name, characters=tracks,
                     background_rgb=tuple(float(v) for v in bg_rgb))
+
+
+def _drop_seams(fg: np.ndarray, best: np.ndarray) -> np.ndarray:
+    """Remove the seams that blur draws between two touching sprites.
+
+    Blur mixes the colours of two sprites that touch: purple next to orange reads red along
+    the seam, green next to orange reads yellow. Ground truth keeps sprites apart, but the
+    model and any blurred footage do not, and such a seam would count as a third character.
+    A seam is a blob within 2 px of blobs of two other colours that are each at least twice
+    its area (2 px: a fringe of a fourth mixed colour can sit between seam and sprite); it is
+    dropped from the foreground (its pixels belong to neither sprite).
+    """
+    out = fg.copy()
+    ring_kernel = np.ones((5, 5), np.uint8)
+    for t in range(fg.shape[0]):
+        comps: list[tuple[int, np.ndarray, int]] = []  # (colour index, mask, area)
+        for k in np.unique(best[t][fg[t]]):
+            m = (fg[t] & (best[t] == k)).astype(np.uint8)
+            nlab, lab, stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+            comps += [(int(k), lab == c, int(stats[c, cv2.CC_STAT_AREA])) for c in range(1, nlab)]
+        if len(comps) < 3:
+            continue
+        for k, mask, area in comps:
+            ring = cv2.dilate(mask.astype(np.uint8), ring_kernel) > 0
+            neighbours = {k2 for k2, m2, a2 in comps if k2 != k and a2 >= 2 * area and (ring & m2).any()}
+            if len(neighbours) >= 2:
+                out[t][mask] = False
+    return out
 
 
 def _link(blobs: list[list], n: int, miss: float = 20.0) -> list[list]:

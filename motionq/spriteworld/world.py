@@ -16,7 +16,7 @@ anti-aliased shapes come from a cache of 4x-supersampled coverage patches keyed 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -467,6 +467,25 @@ def sample_scene(rng: np.random.Generator, cfg: WorldConfig | None = None) -> Sc
 
 
 _ROWS_CACHE: dict[tuple[str, bool, int], np.ndarray] = {}
+
+
+def touching_pair_scene(seed: int, cfg: WorldConfig | None = None, gap: float = 0.0) -> Scene:
+    """A two-character scene the world itself never makes: both characters still, their
+    bounding boxes ``gap`` px apart (0: touching), side by side for odd seeds, stacked for even.
+
+    For stress-testing the analyser on what a model draws (sample_scene keeps ``min_gap``).
+    """
+    cfg = replace(cfg or WorldConfig(), p_two=1.0)
+    scene = sample_scene(np.random.default_rng(seed), cfg)
+    a, b = scene.characters
+    cx, cy = cfg.width / 2.0, cfg.height / 2.0
+    side = seed % 2
+    start_a = (cx - (a.size + gap) / 2, cy) if side else (cx, cy - (a.size + gap) / 2)
+    off = (a.size + b.size) / 2 + gap
+    start_b = (start_a[0] + off, start_a[1]) if side else (start_a[0], start_a[1] + off)
+    a = replace(a, motion="stay", speed=0.0, start=start_a)
+    b = replace(b, motion="stay", speed=0.0, start=start_b)
+    return replace(scene, characters=(a, b))
 
 
 def background_rows(background: Background, height: int) -> np.ndarray:
