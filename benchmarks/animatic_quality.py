@@ -37,33 +37,12 @@ from motionq.backbones.animatic import AnimaticConfig, published_config  # noqa:
 from motionq.spriteworld import (  # noqa: E402
     MOTIONS, WorldConfig, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
 )
+from motionq.spriteworld import match_characters as match  # noqa: E402  (also used by other benchmarks)
 from motionq.methods.transfer import pipeline_num_frames  # noqa: E402
+from motionq.train import sample_frames as sample  # noqa: E402  (also used by other benchmarks)
 from motionq.train import world_config  # noqa: E402
 
 HELD_OUT = 1_000_000_000
-
-
-def sample(pipe, prompt: str, seed: int, cfg: AnimaticConfig, steps: int, guidance: float) -> np.ndarray:
-    g = torch.Generator().manual_seed(seed)
-    out = pipe(prompt=prompt, negative_prompt="", height=cfg.height, width=cfg.width,
-               num_frames=pipeline_num_frames(pipe, cfg.num_frames), num_inference_steps=steps,
-               guidance_scale=guidance, generator=g, output_type="np",
-               max_sequence_length=cfg.max_sequence_length).frames[0]
-    return (np.clip(out, 0, 1) * 255).round().astype(np.uint8)
-
-
-def match(asked: list[dict], tracks) -> list[tuple[dict, object | None]]:
-    """Pair each asked character with the best-agreeing found track (greedy)."""
-    left = list(tracks)
-    pairs = []
-    for want in asked:
-        if not left:
-            pairs.append((want, None))
-            continue
-        best = max(left, key=lambda t: (t.colour == want.get("colour")) * 2 + (t.shape == want.get("shape")))
-        left.remove(best)
-        pairs.append((want, best))
-    return pairs
 
 
 def main() -> None:

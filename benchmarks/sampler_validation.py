@@ -20,18 +20,14 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import animatic_quality as bench  # noqa: E402
 from motionq.backbones import load_backbone  # noqa: E402
 from motionq.backbones.animatic import published_config  # noqa: E402
-from motionq.spriteworld import analyse, caption, parse_caption, sample_scene  # noqa: E402
-from motionq.train import world_config  # noqa: E402
+from motionq.train import validation_scores  # noqa: E402
 
 
 def make_scheduler(kind: str, model_config: dict, shift: float):
@@ -49,29 +45,11 @@ def make_scheduler(kind: str, model_config: dict, shift: float):
 
 
 def score(pipe, samples: int, first_seed: int, guidance: float, steps: int) -> dict:
-    cfg = published_config()
-    wcfg = world_config(cfg)
-    right = asked_total = count_ok = two_right = two_asked = 0
-    count_errors: dict[str, int] = {}  # "asked->found" character counts of the misses
-    for i in range(samples):
-        rng = np.random.default_rng(first_seed + i)
-        text = caption(sample_scene(rng, wcfg), rng, detail="full", cfg=wcfg)
-        asked = parse_caption(text)["characters"]
-        found = analyse(bench.sample(pipe, text, first_seed + i, cfg, steps, guidance))
-        count_ok += int(len(found.characters) == len(asked))
-        if len(found.characters) != len(asked):
-            key = f"{len(asked)}->{len(found.characters)}"
-            count_errors[key] = count_errors.get(key, 0) + 1
-        for want, got in bench.match(asked, found.characters):
-            ok = int(got is not None and got.motion == want.get("motion"))
-            right += ok
-            asked_total += 1
-            if len(asked) == 2:
-                two_right += ok
-                two_asked += 1
-    return {"motion": right / asked_total, "motion_right": right, "characters_asked": asked_total,
-            "two_character_motion": two_right / max(two_asked, 1), "count": count_ok / samples,
-            "count_errors": dict(sorted(count_errors.items()))}
+    """Motion (every asked character), two-character motion and count; clip by clip."""
+    scores, _ = validation_scores(pipe, published_config(), first_seed, samples, batch=1, steps=steps,
+                                  guidance=guidance)
+    return {k: scores[k] for k in ("motion", "motion_right", "characters_asked", "two_character_motion",
+                                   "count", "count_errors")}
 
 
 def blend_weights(pipe, checkpoint: Path, raw_share: float) -> None:

@@ -5,6 +5,9 @@
 # Back here: python -m motionq.train --out checkpoints/animatic --import-shards <files_at>
 set -u
 # EXTRA: more train flags for this chunk, e.g. EXTRA="--p-two 0.5 --max-sequence-length 32".
+# The eval every EVAL_EVERY steps scores EVAL_SAMPLES validation captions (seeds 2e9 + i, the
+# first of benchmarks/sampler_validation.py's sets), 100 clips per call: the log tracks the figures
+# the weights are chosen on.
 MIN=${MIN:-7}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
@@ -13,5 +16,6 @@ python3 -c "import torch, diffusers, transformers; print('torch', torch.__versio
 mkdir -p /tmp/run
 cp checkpoints/animatic/{model,ema,codec}.safetensors checkpoints/animatic/state.json /tmp/run/
 python3 -m motionq.train --out /tmp/run --minutes "$MIN" --device cuda --workers 14 \
-    --batch 256 --lr ${LR:-5e-4} --anneal-to ${ANNEAL:-auto} --eval-every 2000 --checkpoint-every ${CKPT:-1000} \
+    --batch 256 --lr ${LR:-5e-4} --anneal-to ${ANNEAL:-auto} --checkpoint-every ${CKPT:-1000} \
+    --eval-every ${EVAL_EVERY:-1000} --eval-samples ${EVAL_SAMPLES:-400} --eval-batch 100 \
     --mirror "$OUT" ${EXTRA:-} 2>&1 | tee "$OUT/train.log"

@@ -6,7 +6,7 @@ text-to-video model, their captions, and an analyser that reads identity and mot
     >>> analyse(clip.frames).identities()  # doctest: +SKIP
 """
 
-from motionq.spriteworld.analyser import Analysis, Track, analyse, motion_class, motion_details
+from motionq.spriteworld.analyser import Analysis, Track, analyse, match_characters, motion_class, motion_details
 from motionq.spriteworld.captions import (
     VOCABULARY,
     background_phrase,
@@ -67,6 +67,7 @@ __all__ = [
     "clause_roles",
     "colour_rgb",
     "identity_phrase",
+    "match_characters",
     "motion_class",
     "motion_details",
     "motion_phrase",

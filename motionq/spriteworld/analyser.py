@@ -420,6 +420,21 @@ def _drop_seams(fg: np.ndarray, best: np.ndarray) -> np.ndarray:
     return out
 
 
+def match_characters(asked: list[dict], tracks: list[Track]) -> list[tuple[dict, Track | None]]:
+    """Pair each asked character (``parse_caption``'s dicts) with the found track that agrees
+    best on colour, then shape (greedy, each track used once; None when none is left)."""
+    left = list(tracks)
+    pairs: list[tuple[dict, Track | None]] = []
+    for want in asked:
+        if not left:
+            pairs.append((want, None))
+            continue
+        best = max(left, key=lambda t: (t.colour == want.get("colour")) * 2 + (t.shape == want.get("shape")))
+        left.remove(best)
+        pairs.append((want, best))
+    return pairs
+
+
 def _link(blobs: list[list], n: int, miss: float = 20.0) -> list[list]:
     """Split per-frame blob lists into ``n`` tracks (nearest-neighbour with velocity).
 
@@ -492,4 +507,4 @@ def _make_track(per_frame: list, colour: str, f: int, canvas: int,
                  shape_scores=totals)
 
 
-__all__ = ["Analysis", "Track", "analyse", "motion_class", "motion_details"]
+__all__ = ["Analysis", "Track", "analyse", "match_characters", "motion_class", "motion_details"]
