@@ -78,9 +78,9 @@ __all__ = [
     "sample_batch",
     "sample_clip",
     "sample_scene",
-    "touching_pair_scene",
     "swap_subjects",
     "tokenize_words",
+    "touching_pair_scene",
     "trajectory",
     "upscale",
 ]
