@@ -3,7 +3,9 @@
 An entry is a folder `shots/<key>/` holding `frames.npy` (uint8, F x H x W x 3), optional extra
 arrays (subject masks) and `meta.json`. It is built in a temporary folder and renamed into place
 in one step, so a render killed at any moment (even kill -9) leaves either a whole entry or
-none; leftovers of interrupted writes are swept on the next open.
+none; leftovers of interrupted writes are swept on the next open. The sweep leaves alone the
+temporary folders of processes that are still running (the name carries the writer's pid), so a
+`storyboard plan` or a TUI re-plan never pulls a folder out from under a render in progress.
 """
 
 from __future__ import annotations
@@ -53,9 +55,14 @@ class RenderCache:
         return cls(Path(storyboard_path).resolve().parent / CACHE_DIRNAME)
 
     def sweep(self) -> None:
-        """Remove half-written entries left by an interrupted render."""
+        """Remove half-written entries left by interrupted renders (writers no longer running)."""
         for p in self.shots.glob(f"{_TMP_PREFIX}*"):
-            shutil.rmtree(p, ignore_errors=True)
+            if not _writer_alive(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+
+    def _tmp_dir(self, tag: str) -> Path:
+        # The pid lets `sweep` tell live writers from leftovers; the clock keeps threads apart.
+        return self.shots / f"{_TMP_PREFIX}{tag}-{os.getpid()}-{time.monotonic_ns()}"
 
     def _entry_dir(self, key: str) -> Path:
         if not key or any(c in key for c in "/\\.") :
@@ -80,7 +87,7 @@ class RenderCache:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (F, H, W, 3) uint8, got {frames.shape}")
         final = self._entry_dir(key)
-        tmp = self.shots / f"{_TMP_PREFIX}{key}-{os.getpid()}-{time.monotonic_ns()}"
+        tmp = self._tmp_dir(key)
         tmp.mkdir(parents=True)
         try:
             np.save(tmp / "frames.npy", frames, allow_pickle=False)
@@ -90,10 +97,24 @@ class RenderCache:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
             for p in tmp.iterdir():
                 _fsync(p)
-            if final.exists():  # --force re-render: replace the old entry
-                shutil.rmtree(final)
-            os.rename(tmp, final)
+            aside = None
+            if final.exists():  # --force re-render: move the old entry aside, never leave a gap
+                aside = self._tmp_dir(f"old-{key}")
+                try:
+                    os.rename(final, aside)
+                except FileNotFoundError:
+                    aside = None
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                # Another writer put the same key first: same key, same frames; keep theirs.
+                if (final / "meta.json").is_file():
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    return self.get(key) or CacheEntry(key, final, meta)
+                raise
             _fsync(self.shots)
+            if aside is not None:
+                shutil.rmtree(aside, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -101,6 +122,23 @@ class RenderCache:
 
     def keys(self) -> list[str]:
         return sorted(p.name for p in self.shots.iterdir() if not p.name.startswith(_TMP_PREFIX))
+
+
+def _writer_alive(name: str) -> bool:
+    """Whether the process that named a temporary folder `.tmp-<tag>-<pid>-<ns>` still runs."""
+    try:
+        pid = int(name.rsplit("-", 2)[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return True  # another thread of this process (the TUI renders in a worker)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
 
 
 def _fsync(path: Path) -> None:

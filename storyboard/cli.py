@@ -73,7 +73,12 @@ def new(file: Path = typer.Argument(..., help="Storyboard to create (.toml, .yam
 
     if file.exists() and not force:
         raise UserError(f"{file}: already exists (use --force to overwrite)")
-    dump_starter(file)
+    if file.is_dir():
+        raise UserError(f"{file}: is a folder; give a file name ending in .toml, .yaml or .yml")
+    try:
+        dump_starter(file, overwrite=force)
+    except ValueError as exc:
+        raise UserError(f"{file}: {exc}") from None
     out.print(f"wrote {file}; next: storyboard render {file}")
 
 

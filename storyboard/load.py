@@ -196,8 +196,10 @@ def dump_starter(path: Path | str, overwrite: bool = False) -> Path:
         raise ValueError(f"unknown file type '{path.suffix}' (allowed: .toml, .yaml, .yml)")
     if path.exists() and not overwrite:
         raise FileExistsError(path)
+    from storyboard.atomic import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(starter_text(fmt), encoding="utf-8")
+    atomic_write_text(path, starter_text(fmt))
     return path
 
 
@@ -756,6 +758,11 @@ def _path_problems(
             continue
         if not full.exists():
             problems.append(Problem(*where, f"file '{raw}' not found (looked for {full})"))
+            continue
+        if not allow_outside and not _inside(full.resolve(), folder.resolve()):
+            # A symlink inside the folder must not read files from outside it either.
+            problems.append(Problem(*where, f"'{raw}' leads outside the storyboard's folder through a "
+                                            f"symbolic link (to {full.resolve()}); allow outside paths to use it"))
             continue
         if full not in checked:
             checked[full] = check_clip(full) if kind == "clip" else check_image(full)

@@ -162,7 +162,13 @@ class RenderJob:
             masks = getattr(out, "masks", None)
             arr = np.asarray(out)
             extras = {"masks": masks} if masks is not None else None
-            self.cache.put(s.key, arr, self._meta(s, seconds), extras)
+            try:
+                self.cache.put(s.key, arr, self._meta(s, seconds), extras)
+            except OSError as exc:  # disk full, permissions: report the shot, keep the others
+                results[s.shot_id] = ShotResult(s.shot_id, "failed", seconds, s.key,
+                                                f"could not store the shot in {self.cache.root}: {exc}")
+                self.listener.shot_finished(results[s.shot_id])
+                continue
             results[s.shot_id] = ShotResult(s.shot_id, "rendered", seconds, s.key)
             self.listener.shot_finished(results[s.shot_id])
 

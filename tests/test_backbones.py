@@ -40,16 +40,11 @@ def test_tiny_folder_is_diffusers_layout_with_safetensors(tiny_folder):
     assert json.loads((tiny_folder / "motionq.json").read_text())["native_size"] == [32, 32]
 
 
-def test_tiny_is_deterministic_and_fast(tiny_backbone):
-    import time
-
+def test_tiny_is_deterministic(tiny_backbone):
     a = tiny_backbone.generate("a red square moves left", steps=8, seed=1)
-    t0 = time.perf_counter()
     b = tiny_backbone.generate("a red square moves left", steps=8, seed=1)
-    elapsed = time.perf_counter() - t0
     assert a.shape == (9, 32, 32, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
-    assert elapsed < 1.0  # 9 frames at 32x32, 8 steps, one thread
     assert not np.array_equal(a, tiny_backbone.generate("a red square moves left", steps=8, seed=2))
 
 
@@ -86,6 +81,15 @@ def test_partial_folder_names_what_is_missing(tiny_copy, damage, expected):
     msg = str(e.value)
     assert expected in msg and str(tiny_copy) in msg
     assert "huggingface-cli download Wan-AI/Wan2.1-T2V-1.3B-Diffusers" in msg
+
+
+def test_pickled_weights_are_refused(tiny_copy):
+    # A .bin beside no .safetensors must not be loaded through torch.load (it can run code).
+    comp = tiny_copy / "transformer"
+    for p in comp.glob("*.safetensors"):
+        p.rename(p.with_suffix(".bin"))
+    with pytest.raises(BackboneError, match=r"transformer/ weights as \*\.safetensors .*does not load pickles"):
+        load_backbone(str(tiny_copy))
 
 
 def test_missing_shard_of_sharded_weights(tiny_copy):

@@ -175,6 +175,13 @@ def test_new_writes_a_valid_starter(tmp_path):
         assert r.returncode == 0, r.stderr
     r = run_cli("new", str(tmp_path / "film.toml"))
     assert r.returncode == 2
+    (tmp_path / "film.toml").write_text("mine")
+    r = run_cli("new", str(tmp_path / "film.toml"), "--force")
+    assert r.returncode == 0, r.stderr
+    assert "[[shots]]" in (tmp_path / "film.toml").read_text()
+    for bad in ("film.txt", "."):
+        r = run_cli("new", str(tmp_path / bad))
+        assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.count("\n") == 1, r.stderr
 
 
 def test_plan_notes_character_fields_the_renderer_does_not_use(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -250,16 +251,44 @@ def test_only_selected_shots_and_force(tmp_path):
         RenderJob(plan, cache, lambda: fake, shots=["nope"]).run()
 
 
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def test_cache_is_atomic_and_sweeps_partial_entries(tmp_path):
+    import subprocess
+    import sys
+
     cache = RenderCache(tmp_path / ".storyboard")
     frames = np.zeros((3, 4, 4, 3), np.uint8)
-    partial = cache.shots / ".tmp-abc-1-2"
+    partial = cache.shots / f".tmp-abc-{_dead_pid()}-2"
     partial.mkdir()
     (partial / "frames.npy").write_bytes(b"half")
-    entry = cache.put("k1", frames, {"x": 1})
-    assert np.array_equal(entry.frames, frames) and cache.get("k1").meta["x"] == 1
-    RenderCache(tmp_path / ".storyboard")  # reopening sweeps leftovers
-    assert not partial.exists() and cache.keys() == ["k1"]
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        # A render still writing (another process, or another thread of this one) keeps its folder.
+        live = cache.shots / f".tmp-def-{writer.pid}-3"
+        own = cache.shots / f".tmp-ghi-{os.getpid()}-4"
+        live.mkdir()
+        own.mkdir()
+        entry = cache.put("k1", frames, {"x": 1})
+        assert np.array_equal(entry.frames, frames) and cache.get("k1").meta["x"] == 1
+        RenderCache(tmp_path / ".storyboard")  # reopening sweeps leftovers
+        assert not partial.exists() and live.is_dir() and own.is_dir() and cache.keys() == ["k1"]
+    finally:
+        writer.kill()
+        writer.wait()
+    RenderCache(tmp_path / ".storyboard")
+    assert not live.exists() and own.is_dir()
+    # Replacing an entry (--force) never leaves the key without an entry, nor a folder behind.
+    entry = cache.put("k1", frames + 1, {"x": 2})
+    assert cache.get("k1").meta["x"] == 2 and int(entry.frames.max()) == 1
+    assert sorted(p.name for p in cache.shots.iterdir() if p != own) == ["k1"]
     with pytest.raises(ValueError):
         cache.put("../evil", frames, {})
     with pytest.raises(ValueError):

@@ -153,6 +153,19 @@ def test_allow_outside(tmp_path: Path) -> None:
     assert board.shots[0].motion.clip_path == tmp_path / "outside.mp4"
 
 
+def test_symlink_out_of_the_folder_is_outside(tmp_path: Path) -> None:
+    board_dir = tmp_path / "board"
+    board_dir.mkdir()
+    write_clip(tmp_path / "outside.mp4")
+    (board_dir / "clips").symlink_to(tmp_path, target_is_directory=True)
+    text = (BROKEN / "path_outside.toml").read_text().replace("../outside.mp4", "clips/outside.mp4")
+    (board_dir / "sb.toml").write_text(text)
+    problems = validate_file(board_dir / "sb.toml")
+    assert [p.field for p in problems] == ["shots[0].motion.clip"]
+    assert "outside the storyboard's folder through a symbolic link" in problems[0].message
+    assert validate_file(board_dir / "sb.toml", allow_outside=True) == []
+
+
 def test_check_clip(world: Path, tmp_path: Path) -> None:
     assert check_clip(world / "clips" / "ok.mp4") is None
     assert check_clip(world / "clips" / "not_a_video.mp4") == "cannot be read as a video"

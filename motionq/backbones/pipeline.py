@@ -57,6 +57,9 @@ def default_device() -> torch.device:
 # Folder checks and fingerprint
 # ---------------------------------------------------------------------------------------------
 
+_PICKLED = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
 def _component_missing(folder: Path, name: str) -> list[str]:
     """Missing files of one component folder (empty list when complete)."""
     comp = folder / name
@@ -70,8 +73,12 @@ def _component_missing(folder: Path, name: str) -> list[str]:
     missing = []
     if not (comp / "config.json").exists():
         missing.append(f"{name}/config.json")
-    weights = [p for p in comp.iterdir() if p.suffix in (".safetensors", ".bin")]
-    indexes = [p for p in comp.iterdir() if p.name.endswith(".index.json")]
+    weights = [p for p in comp.iterdir() if p.suffix == ".safetensors"]
+    indexes = [p for p in comp.iterdir() if p.name.endswith(".safetensors.index.json")]
+    if not weights and not indexes and any(p.suffix in _PICKLED for p in comp.iterdir()):
+        # Pickled weights run code when loaded: refuse them rather than fall back to torch.load.
+        return [f"{name}/ weights as *.safetensors (only pickled {sorted({p.suffix for p in comp.iterdir() if p.suffix in _PICKLED})} "
+                "found; convert them, motionq does not load pickles)"]
     for index in indexes:
         try:
             shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
@@ -392,7 +399,8 @@ def load_pipeline_folder(
         with _quiet_loading():
             # VAE in fp32 whatever the rest (as Wan's reference code runs it)
             pipe = WanPipeline.from_pretrained(
-                str(folder), local_files_only=True, dtype={"default": torch_dtype, "vae": torch.float32}
+                str(folder), local_files_only=True, use_safetensors=True,
+                dtype={"default": torch_dtype, "vae": torch.float32},
             )
     except (OSError, ValueError, EnvironmentError) as exc:
         raise BackboneError(f"could not load {folder}: {exc}") from exc
