@@ -56,6 +56,8 @@ def _plan(sb):
 def outputs_for(sb, output: Path | None) -> dict[str, Path]:
     """Where a render writes: the film (default: beside the storyboard), timeline, sheet, clips."""
     film = Path(output) if output else Path(sb.path).with_suffix(".mp4")
+    if film.suffix.lower() != ".mp4":
+        raise UserError(f"{film}: the film is written as MP4; give a name ending in .mp4")
     stem = film.with_suffix("")
     return {
         "mp4": film,
@@ -161,6 +163,7 @@ def render(
     sb = _load(file, allow_outside)
     _note_unused(file, sb)
     p = _plan(sb)
+    paths = outputs_for(sb, output)  # a bad -o fails now, not after the render
     cache = RenderCache.beside(sb.path)
     ids = [s.strip() for s in shots.split(",") if s.strip()] if shots else None
     if ids:
@@ -175,8 +178,13 @@ def render(
     for r in failed:
         err.print(f"{file}: shot {r.shot_id}: render failed: {r.error}", markup=False)
     written: dict[str, str] = {}
-    if not failed and not no_assemble:
-        written = {k: str(v) for k, v in export_all(sb, p, cache, outputs_for(sb, output)).items()}
+    unrendered = [s.shot_id for s in p.shots if not cache.has(s.key)]
+    if not failed and not no_assemble and ids and unrendered:
+        # A subset was asked for: the edit waits for the rest rather than failing.
+        out.print(f"rendered {', '.join(ids)}; the film also needs {', '.join(unrendered)}: "
+                  f"run `storyboard render {file}` to finish it", markup=False)
+    elif not failed and not no_assemble:
+        written = {k: str(v) for k, v in export_all(sb, p, cache, paths).items()}
         out.print(f"wrote {written['mp4']} ({p.duration:.2f} s), {written['otio']}, {written['png']}")
     if report:
         from storyboard.atomic import atomic_write_text
@@ -238,6 +246,8 @@ def export(file: Path,
     p = _plan(sb)
     paths = outputs_for(sb, None)
     if output:
+        if Path(output).suffix.lower() != f".{fmt}":
+            raise UserError(f"{output}: a {fmt} export needs a name ending in .{fmt}")
         paths[fmt] = output
     written = export_all(sb, p, RenderCache.beside(sb.path), paths, formats=(fmt,))
     out.print(f"wrote {written[fmt]}")

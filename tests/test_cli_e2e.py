@@ -165,6 +165,25 @@ def test_unknown_shot_and_missing_file_are_one_line_errors(tmp_path):
     r = run_cli("render", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "missing.toml" in r.stderr
+    for args in (("render", str(film), "-o", str(tmp_path / "film")),
+                 ("export", str(film), "--format", "otio", "-o", str(tmp_path / "film.mp4"))):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_render_a_subset_of_shots_leaves_the_edit_for_later(tmp_path):
+    import json
+
+    from storyboard.load import load_storyboard
+
+    film = tiny_copy(tmp_path)
+    first = load_storyboard(film).shots[0].id
+    r = run_cli("render", str(film), "--shots", first, "--report", str(tmp_path / "r.json"))
+    assert r.returncode == 0, r.stderr
+    assert "the film also needs" in r.stdout and not film.with_suffix(".mp4").exists()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [s["id"] for s in report["shots"] if s["status"] == "rendered"] == [first]
+    assert report["outputs"] == {}
 
 
 def test_new_writes_a_valid_starter(tmp_path):
