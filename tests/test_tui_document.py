@@ -333,3 +333,24 @@ def test_typing_back_to_the_original_leaves_no_undo_step(tmp_path):
     assert doc.can_undo and doc.dirty
     doc.set_shot_text(0, "duration", "1.0")
     assert not doc.can_undo and not doc.dirty
+
+
+@pytest.mark.parametrize("fmt", ["toml", "yaml"])
+def test_comment_between_shots_survives_structural_edits(tmp_path, fmt):
+    # A section comment after a blank line ("# Act 2") must not vanish when shots are added,
+    # duplicated, moved or deleted (the blank-line normalisation used to drop it in YAML).
+    if fmt == "toml":
+        text = ('[[shots]]\nid = "a"\nprompt = "a red circle moves left"\n\n# Act 2\n'
+                '[[shots]]\nid = "b"\nprompt = "a red circle bounces"\n')
+    else:
+        text = ('shots:\n  - id: a\n    prompt: a red circle moves left\n\n# Act 2\n'
+                '  - id: b\n    prompt: a red circle bounces\n')
+    path = tmp_path / f"film.{fmt}"
+    path.write_text(text)
+    doc = StoryDocument.open(path)
+    for edit in (lambda: doc.add_shot(), lambda: doc.duplicate_shot(0), lambda: doc.move_shot(2, -1),
+                 lambda: doc.delete_shot(3)):
+        edit()
+        assert doc.to_text().count("# Act 2") == 1, doc.to_text()
+        assert doc.validate() == []
+    assert doc.shot_count() == 3

@@ -502,6 +502,7 @@ class StoryDocument:
         shots = self._shots()
         original = self._shot(index)
         clone = copy.deepcopy(original)
+        self._backend.drop_trailing_comments(clone)
         base = format_value(original.get("id")) or "shot"
         clone["id"] = self._backend.scalar(self._unique_id(f"{base}-2" if not re.search(r"-\d+$", base) else base),
                                            clone.get("id"))

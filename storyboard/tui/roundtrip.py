@@ -85,6 +85,9 @@ class _Backend:
     def normalise_shots(self, shots: MutableSequence) -> None:
         """One blank line between shots, none after the last (after a structural change)."""
 
+    def drop_trailing_comments(self, shot: MutableMapping) -> None:
+        """Remove comment lines after a shot's last value (a copy must not repeat "# Act 2")."""
+
     def new_shot(self, shots: MutableSequence) -> MutableMapping:
         return self.new_table(inline=False)
 
@@ -235,21 +238,34 @@ class _TomlBackend(_Backend):
             return
         n = len(shots)
         for i, table in enumerate(shots):
-            body_owner: Table = table
-            # The text of a shot ends with its last sub-table ([shots.motion]) if it has one.
-            while True:
-                items = [v for k, v in body_owner.value.body if not isinstance(v, Whitespace)]
-                if items and isinstance(items[-1], Table):
-                    body_owner = items[-1]
-                else:
-                    break
-            body = body_owner.value.body
+            body = _toml_last_body(table)
             while body and body[-1][0] is None and isinstance(body[-1][1], Whitespace) \
                     and not body[-1][1].s.strip():
                 body.pop()
             if i < n - 1:
                 # Unfixed whitespace: keys added later go above it, keeping the blank line last.
                 body.append((None, Whitespace("\n")))
+
+
+    def drop_trailing_comments(self, shot: MutableMapping) -> None:
+        from tomlkit.items import Comment, Whitespace
+
+        body = _toml_last_body(shot)
+        while body and body[-1][0] is None and isinstance(body[-1][1], (Whitespace, Comment)):
+            body.pop()
+
+
+def _toml_last_body(table: Any) -> list:
+    """The body list a shot's text ends with: its last sub-table's ([shots.motion]) if any."""
+    from tomlkit.items import Table, Whitespace
+
+    owner = table
+    while True:
+        items = [v for k, v in owner.value.body if not isinstance(v, Whitespace)]
+        if items and isinstance(items[-1], Table):
+            owner = items[-1]
+        else:
+            return owner.value.body
 
 
 class _YamlBackend(_Backend):
@@ -408,6 +424,9 @@ class _YamlBackend(_Backend):
         del mapping[key]
         self._put_tail(mapping, tail)
 
+    def drop_trailing_comments(self, shot: MutableMapping) -> None:
+        self._take_tail(shot)
+
     def normalise_shots(self, shots: MutableSequence) -> None:
         comments = getattr(shots, "ca", None)
         if comments is not None:
@@ -418,8 +437,12 @@ class _YamlBackend(_Backend):
                     del comments.items[idx]
         n = len(shots)
         for i, shot in enumerate(shots):
-            self._take_tail(shot)
-            if i < n - 1:
+            tail = self._take_tail(shot)
+            if tail.strip():
+                # A comment after a blank line ("# Act 2") is the author's: it stays with the
+                # shot it followed, with one blank line before it.
+                self._put_tail(shot, "\n" + tail.lstrip("\n"))
+            elif i < n - 1:
                 self._put_tail(shot, "\n")
 
 
