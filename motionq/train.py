@@ -6,7 +6,9 @@ Two stages, one resumable run:
 
 A run lives in chunks (sessions are stopped; machines change): every `checkpoint_every` steps
 the whole state (weights, EMA, bf16 optimiser moments, step, RNG, loss and eval logs) is written
-atomically to one folder, overwritten in place, and `--minutes` ends a chunk cleanly. Sampling
+to one folder, each file atomically (temp + rename) and `state.json` last, so a crash mid-save
+leaves at worst weights one checkpoint ahead of the step counter (a resume just goes on), and
+`--minutes` ends a chunk cleanly. Sampling
 quality is measured in-process with the sprite analyser (EMA weights, fixed held-out seeds),
 never in a second torch process beside it: two processes on two cores ruin each other.
 
@@ -576,21 +578,24 @@ class Trainer:
     # -- publish ------------------------------------------------------------------------------
     def publish(self, folder: Path = WEIGHTS_DIR) -> Path:
         """Save the EMA pipeline as a diffusers folder with safetensors weights."""
+        import shutil
+
         pipe = self.ema_pipeline()
         tmp = folder.with_name(folder.name + ".tmp")
+        old = folder.with_name(folder.name + ".old")
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp)
         pipe.save_pretrained(tmp, safe_serialization=True)
         info = {"step": self.step, "codec_step": self.codec_step, "eval": self.eval_log[-1:] or None,
                 "config": _config_to_dict(self.cfg)}
         (tmp / "training.json").write_text(json.dumps(info, indent=1))
+        # Move the old weights aside before the new ones go in, so a crash leaves one of them.
+        if old.exists():
+            shutil.rmtree(old)
         if folder.exists():
-            import shutil
-
-            shutil.rmtree(folder)
+            folder.rename(old)
         tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
         return folder
 
 

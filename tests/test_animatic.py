@@ -142,6 +142,24 @@ def test_resume_restores_adam_moments_without_underflow(tmp_path):
         assert torch.allclose(got, want, rtol=1e-2, atol=0), n
 
 
+def test_publish_replaces_the_weights_folder_whole(tmp_path):
+    import json
+
+    from motionq.backbones.pipeline import check_folder
+    from motionq.train import TrainConfig, Trainer
+
+    torch.manual_seed(0)
+    tr = Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1))
+    dest = tmp_path / "weights"
+    tr.publish(dest)
+    tr.diffusion_step()
+    tr.step += 1
+    tr.publish(dest)  # over an existing folder: old weights go aside first, then away
+    check_folder(dest)
+    assert json.loads((dest / "training.json").read_text())["step"] == tr.step
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "weights"]
+
+
 def _named(tr):
     from motionq.train import _named_trainables
 
