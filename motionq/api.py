@@ -13,6 +13,9 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
+from motionq.sheets import LABEL_HEIGHT as SHEET_LABEL_HEIGHT  # noqa: F401  (for applications)
+from motionq.sheets import SheetRow, contact_sheet_image  # noqa: F401
+
 #: The paper's consistency variants, in the order it ablates them.
 PAPER_VARIANTS: tuple[str, ...] = (
     "vanilla",
@@ -119,3 +122,47 @@ class Backbone(Protocol):
         self, request: GroupRequest, progress: ProgressFn | None = None
     ) -> Mapping[str, Frames]:
         """Render every shot of the group; returns frames by shot id."""
+
+
+class BackboneError(RuntimeError):
+    """A model could not be found or loaded; the message says what to do."""
+
+
+# -- models by name, without the application importing motionq's internals ------------------
+# Lazy imports: planning a film needs fingerprints and settings, and must not pay for torch.
+
+
+def load_backbone(name_or_path: str, **options) -> Backbone:
+    """Load a backbone by registered name ("animatic", "tiny", "wan2.1") or from a local folder
+    in diffusers layout. Raises `BackboneError` saying what is missing."""
+    from motionq import backbones
+
+    return backbones.load_backbone(name_or_path, **options)
+
+
+def model_fingerprint(name_or_path: str) -> str:
+    """Hash of a model's weights and configs (for cache keys); loads no model."""
+    from motionq import backbones
+
+    return backbones.model_fingerprint(name_or_path)
+
+
+def model_settings(name_or_path: str) -> dict:
+    """A model's own method defaults (blocks, weights, ranges) that change its frames; loads no model."""
+    from motionq import backbones
+
+    return backbones.model_settings(name_or_path)
+
+
+def default_variant(name_or_path: str) -> str:
+    """The consistency variant a model renders with when a request names none; loads no model."""
+    from motionq import backbones
+
+    return backbones.default_variant(name_or_path)
+
+
+def file_digest(path: str | Path) -> str:
+    """Content hash of a file (memoised by size and mtime): what a motion clip adds to a cache key."""
+    from motionq.backbones.fingerprint import file_digest as digest
+
+    return digest(Path(path))

@@ -155,7 +155,7 @@ def render(
     no_assemble: bool = typer.Option(False, "--no-assemble", help="Render shots only, no edit"),
 ) -> None:
     """Render the shots that are not cached, then assemble the film and its exports."""
-    from motionq.backbones import load_backbone
+    from motionq.api import load_backbone
     from storyboard.cache import RenderCache
     from storyboard.progress import RichListener
     from storyboard.render import RenderJob
@@ -263,7 +263,7 @@ def edit(file: Path, allow_outside: bool = typer.Option(False, "--allow-outside"
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line and exit status 2."""
-    from motionq.backbones import BackboneError
+    from motionq.api import BackboneError
     from storyboard.errors import StoryboardError
 
     try:

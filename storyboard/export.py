@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
+from motionq.api import SHEET_LABEL_HEIGHT, SheetRow, contact_sheet_image
 from storyboard.assemble import (
     EditSpec,
     ProgressCallback,
@@ -40,10 +38,7 @@ __all__ = [
 ]
 
 #: Height in pixels of the text band above each row of the contact sheet.
-LABEL_HEIGHT = 16
-_MASK_TINT = np.array([255, 40, 200], dtype=np.float32)  # magenta: rare in generated scenes
-_MASK_LEGEND = "tint: subject mask"
-_MASK_ALPHA = 0.55
+LABEL_HEIGHT = SHEET_LABEL_HEIGHT
 
 
 # --------------------------------------------------------------------------- per-shot clips
@@ -95,41 +90,6 @@ def write_shot_clips(
 # --------------------------------------------------------------------------- contact sheet
 
 
-def _fit(frame: np.ndarray, cell: int) -> np.ndarray:
-    """Scale a frame to fit a ``cell`` square, keeping its aspect, with crisp pixels."""
-    h, w = frame.shape[:2]
-    s = cell / max(h, w)
-    size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_NEAREST)
-
-
-def _tint(thumb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Blend the tint colour over ``thumb`` where ``mask`` (float, any size) is high."""
-    th, tw = thumb.shape[:2]
-    m = cv2.resize(np.asarray(mask, dtype=np.float32), (tw, th), interpolation=cv2.INTER_LINEAR)
-    a = (np.clip(m, 0.0, 1.0) * _MASK_ALPHA)[..., None]
-    return (thumb.astype(np.float32) * (1 - a) + _MASK_TINT * a).round().astype(np.uint8)
-
-
-_ASCII_PUNCT = str.maketrans({"—": "-", "–": "-", "‘": "'", "’": "'", "“": '"', "”": '"', "…": "..."})
-
-
-def _printable(text: str) -> str:
-    """``text`` reduced to ASCII: PIL's default font has no glyphs for accents or dashes."""
-    text = unicodedata.normalize("NFKD", text.translate(_ASCII_PUNCT))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return text.encode("ascii", "replace").decode("ascii")
-
-
-def _shorten(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
-    """``text`` cut with an ellipsis so it fits ``width`` pixels."""
-    if draw.textlength(text, font=font) <= width:
-        return text
-    while text and draw.textlength(text + "...", font=font) > width:
-        text = text[:-1]
-    return text + "..."
-
-
 def contact_sheet(
     shots: Sequence[ShotClip],
     out_png: str | os.PathLike[str],
@@ -139,58 +99,14 @@ def contact_sheet(
 ) -> Path:
     """Draw a PNG with one row per shot of evenly spaced frames; returns ``Path(out_png)``.
 
-    Layout: ``frames_per_row * cell`` pixels wide, ``len(shots) * (LABEL_HEIGHT + cell)``
-    tall. Each row has a text band (shot id, duration, label) above ``frames_per_row``
-    square cells; each frame is scaled to fit its cell with nearest-neighbour pixels and
-    numbered in the corner. A shot with fewer frames than cells leaves the rest empty.
-    ``masks[shot_id]`` (float ``(F, H, W)`` in [0, 1], any F/H/W, e.g. subject masks from
-    attention) is tinted over the matching frames, and the row's text band says so.
+    Each row's text band gives the shot id, duration and label; ``masks[shot_id]`` (float
+    ``(F, H, W)`` in [0, 1], e.g. subject masks from attention) is tinted over its frames.
+    Layout and drawing: `motionq.sheets.contact_sheet_image`.
     """
-    if not shots:
-        raise ValueError("contact sheet of no shots")
-    if frames_per_row < 1 or cell < 8:
-        raise ValueError(f"need frames_per_row >= 1 and cell >= 8, got {frames_per_row}, {cell}")
     masks = masks or {}
-    row_h = LABEL_HEIGHT + cell
-    sheet = Image.new("RGB", (frames_per_row * cell, len(shots) * row_h), (24, 24, 28))
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
-
-    for r, shot in enumerate(shots):
-        y0 = r * row_h
-        text = f"{shot.shot_id}  {shot.duration:g}s"
-        if shot.label:
-            text += f"  {shot.label}"
-        draw.rectangle((0, y0, sheet.width - 1, y0 + LABEL_HEIGHT - 1), fill=(40, 40, 48))
-        mask = masks.get(shot.shot_id)
-        room = sheet.width - 8
-        if mask is not None and len(mask):
-            # Say what the tint is, so it is not taken for a rendering defect (the video has none).
-            legend_w = draw.textlength(_MASK_LEGEND, font=font)
-            if legend_w + 40 < room:
-                draw.text((sheet.width - 4 - legend_w, y0 + 2), _MASK_LEGEND,
-                          fill=tuple(int(v) for v in _MASK_TINT), font=font)
-                room -= int(legend_w) + 8
-        text = _shorten(draw, _printable(text), font, room)
-        draw.text((4, y0 + 2), text, fill=(235, 235, 235), font=font)
-
-        n = len(shot.frames)
-        k = min(n, frames_per_row)
-        idx = np.linspace(0, n - 1, k).round().astype(int) if k > 1 else np.array([0])
-        for c, fi in enumerate(idx):
-            thumb = _fit(shot.frames[fi], cell - 2)  # 1 px gutter so neighbours don't merge
-            if mask is not None and len(mask):
-                # Masks may come at another frame count (latent frames): pick by position.
-                mi = min(len(mask) - 1, round(fi * (len(mask) - 1) / max(1, n - 1)))
-                thumb = _tint(thumb, mask[mi])
-            x = c * cell + (cell - thumb.shape[1]) // 2
-            y = y0 + LABEL_HEIGHT + (cell - thumb.shape[0]) // 2
-            sheet.paste(Image.fromarray(thumb), (x, y))
-            # Frame number with a shadow so it reads on light and dark frames alike.
-            tx, ty = c * cell + 3, y0 + LABEL_HEIGHT + cell - 13
-            draw.text((tx + 1, ty + 1), str(int(fi)), fill=(0, 0, 0), font=font)
-            draw.text((tx, ty), str(int(fi)), fill=(255, 255, 255), font=font)
-
+    rows = [SheetRow(f"{s.shot_id}  {s.duration:g}s" + (f"  {s.label}" if s.label else ""), s.frames,
+                     masks.get(s.shot_id)) for s in shots]
+    sheet = contact_sheet_image(rows, frames_per_row=frames_per_row, cell=cell)
     with atomic_path(out_png) as tmp:
         sheet.save(tmp, format="PNG")
     return Path(out_png)

@@ -146,7 +146,7 @@ def _digest(obj) -> str:
 
 
 def _file_sha256(path: Path) -> str:
-    from motionq.backbones.fingerprint import file_digest
+    from motionq.api import file_digest
 
     return file_digest(Path(path))
 
@@ -204,8 +204,8 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
 
     `model_fingerprint` defaults to the hash of the model's files (no model is loaded).
     """
-    from motionq.backbones import model_fingerprint as fingerprint_of
-    from motionq.backbones import model_settings
+    from motionq.api import model_fingerprint as fingerprint_of
+    from motionq.api import model_settings
 
     sb = storyboard
     film = sb.film

@@ -461,7 +461,7 @@ class Storyboard(_Model):
         model's default (`motionq.backbones.default_variant`, which loads no model)."""
         if self.consistency.variant is not None:
             return self.consistency.to_config()
-        from motionq.backbones import default_variant
+        from motionq.api import default_variant
 
         return self.consistency.to_config(default_variant(self.resolved_model()))
 

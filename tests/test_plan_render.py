@@ -120,7 +120,7 @@ def test_keys_follow_the_models_own_method_settings(tmp_path, monkeypatch):
     # The built-in model renders with its own blocks and shared-key weight: changing one of
     # them alone must not reuse renders made with the other.
     from motionq.backbones import model_settings
-    from motionq.backbones.animatic import build
+    from motionq.backbones.animatic import settings as build
 
     path = _copy_example(tmp_path, "chase.toml")
     sb = load_storyboard(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from motionq.api import DEFAULT_VARIANT, Backbone
+from motionq.api import DEFAULT_VARIANT, Backbone, BackboneError
 
 _REGISTRY: dict[str, str] = {
     "animatic": "motionq.backbones.animatic:load_animatic",
@@ -19,10 +19,6 @@ _REGISTRY: dict[str, str] = {
 }
 
 DEFAULT_BACKBONE = "animatic"
-
-
-class BackboneError(RuntimeError):
-    """A model could not be found or loaded; the message says what to do."""
 
 
 def available() -> list[str]:

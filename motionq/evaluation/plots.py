@@ -31,9 +31,12 @@ def _plt():
 
 def _save(fig, path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".part.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.part.png")
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return str(path)
 
 
@@ -46,16 +49,22 @@ def _val(est: Mapping[str, Any] | None, key: str = "mean") -> float:
 def group_contact_sheet(rows: Sequence[tuple[str, np.ndarray, str]], path: str | os.PathLike,
                         cell: int = 48) -> Path:
     """A contact sheet with one row per (name, frames, label): every frame of each clip."""
-    from storyboard.assemble import ShotClip
-    from storyboard.export import contact_sheet
+    from motionq.sheets import SheetRow, contact_sheet_image
 
     if not rows:
         raise ValueError("no rows to draw")
     per_row = max(len(fr) for _, fr, _ in rows)
-    shots = [ShotClip(shot_id=name, frames=np.asarray(fr), duration=1.0, label=label)
-             for name, fr, label in rows]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    return contact_sheet(shots, path, frames_per_row=per_row, cell=cell)
+    sheet = contact_sheet_image([SheetRow(f"{name}  {label}" if label else name, np.asarray(fr))
+                                 for name, fr, label in rows], frames_per_row=per_row, cell=cell)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.part.png")
+    try:
+        sheet.save(tmp, format="PNG")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 # ---------------------------------------------------------------------------------------------

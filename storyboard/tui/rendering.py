@@ -29,7 +29,7 @@ BackboneLoader = Callable[[str], Backbone]
 
 def default_backbone_loader(model: str) -> Backbone:
     """What `storyboard render` uses: the backbone registry."""
-    from motionq.backbones import load_backbone
+    from motionq.api import load_backbone
 
     return load_backbone(model)
 

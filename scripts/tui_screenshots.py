@@ -1,4 +1,4 @@
-"""Screenshots of the studio for docs/tui.md: `python -m storyboard.tui.screenshots docs/images`.
+"""Screenshots of the studio for docs/tui.md: `python scripts/tui_screenshots.py docs/images`.
 
 Drives the app headless through Textual's pilot on a copy of examples/chase.toml and saves
 SVG screenshots (`App.save_screenshot`), and plain-text panes (`.txt`, for code blocks) when
@@ -26,7 +26,7 @@ import numpy as np
 
 from motionq.api import Progress
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 class SpriteSketch:
@@ -99,17 +99,26 @@ def _text(app) -> str:
 async def _shoot(out: Path, text_out: Path | None) -> list[Path]:
     import motionq.backbones
 
-    from storyboard.tui.app import StoryboardApp
-    from storyboard.tui.preview import Preview
-
     # The sketch backbone has no model files to hash: give the planner a fixed fingerprint.
+    real_fingerprint = motionq.backbones.model_fingerprint
     motionq.backbones.model_fingerprint = lambda name: "5b3e7a0c9d1f2468"
-    written: list[Path] = []
     work = Path(tempfile.mkdtemp(prefix="storyboard-shots-"))
     shutil.copy(EXAMPLES / "chase.toml", work / "chase.toml")
     cwd = Path.cwd()
     os.chdir(work)  # as `storyboard edit chase.toml` in the film's folder: problems say chase.toml:LINE
-    film = Path("chase.toml")
+    try:
+        return await _drive(Path("chase.toml"), out, text_out)
+    finally:
+        os.chdir(cwd)
+        shutil.rmtree(work, ignore_errors=True)
+        motionq.backbones.model_fingerprint = real_fingerprint
+
+
+async def _drive(film: Path, out: Path, text_out: Path | None) -> list[Path]:
+    from storyboard.tui.app import StoryboardApp
+    from storyboard.tui.preview import Preview
+
+    written: list[Path] = []
 
     async def settle(pilot) -> None:
         for _ in range(3):
@@ -173,13 +182,11 @@ async def _shoot(out: Path, text_out: Path | None) -> list[Path]:
         await settle(pilot)
         freeze(app, 5)
         save(app, "tui-wide")
-    os.chdir(cwd)
-    shutil.rmtree(work, ignore_errors=True)
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m storyboard.tui.screenshots [SVG_DIR [TEXT_DIR]]` (default docs/images)."""
+    """`python scripts/tui_screenshots.py [SVG_DIR [TEXT_DIR]]` (default docs/images)."""
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "docs/images").absolute()
     out.mkdir(parents=True, exist_ok=True)
