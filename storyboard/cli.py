@@ -25,6 +25,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 #: Terminal columns below which `storyboard plan` lists prompts under the table, not in it.
 PLAN_INLINE_PROMPT_WIDTH = 140
+INTERRUPTED = "interrupted: finished shots are kept in the cache; run again to resume"
 
 
 class UserError(Exception):
@@ -173,7 +174,15 @@ def render(
                             f"(known: {', '.join(s.shot_id for s in p.shots)})")
     with RichListener(p, err) as listener:
         job = RenderJob(p, cache, lambda: load_backbone(p.model), shots=ids, force=force, listener=listener)
-        results = job.run()
+        try:
+            results = job.run()
+        except KeyboardInterrupt:
+            results = None
+    if results is None:
+        # Said here, below the stopped progress bars: typer turns Ctrl-C into a bare exit 130
+        # before `main` could say it.
+        err.print(INTERRUPTED)
+        raise typer.Exit(130)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         err.print(f"{file}: shot {r.shot_id}: render failed: {r.error}", markup=False)
@@ -279,18 +288,35 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        err.print("interrupted: finished shots are kept in the cache; run again to resume")
-        sys.exit(130)
-    except Exception as e:  # click usage errors and the like
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
+    except Exception as e:  # click usage errors, and Ctrl-C (which click turns into Abort)
+        usage_errors, aborts = _click_exception_types()
+        if isinstance(e, usage_errors):
             e.show()
-            sys.exit(2)
-        if isinstance(e, click.exceptions.Abort):
+            sys.exit(e.exit_code if isinstance(getattr(e, "exit_code", None), int) else 2)
+        if isinstance(e, aborts):
+            err.print(INTERRUPTED)
             sys.exit(130)
         raise
+    except KeyboardInterrupt:
+        err.print(INTERRUPTED)
+        sys.exit(130)
+
+
+def _click_exception_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """(usage errors, aborts) of click and of the copy of click that newer typer releases bundle
+    (typer._click), whichever are installed: both kinds reach `main`."""
+    import importlib
+
+    errors: list[type] = []
+    aborts: list[type] = []
+    for name in ("click.exceptions", "typer._click.exceptions", "typer.exceptions"):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:
+            continue
+        errors += [getattr(mod, "ClickException")] if hasattr(mod, "ClickException") else []
+        aborts += [getattr(mod, "Abort")] if hasattr(mod, "Abort") else []
+    return tuple(errors), tuple(aborts)
 
 
 if __name__ == "__main__":

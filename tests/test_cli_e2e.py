@@ -231,3 +231,29 @@ def test_plan_shows_whole_prompts_in_narrow_and_wide_terminals(tmp_path):
         line = [ln for ln in r.stdout.splitlines() if "closing-in" in ln][-1]  # narrow: the list below
         assert prompt in line, r.stdout
         assert max(len(ln) for ln in r.stdout.splitlines()) <= cols
+
+
+def test_command_line_mistakes_are_usage_errors_not_tracebacks(tmp_path):
+    for args in (("validate",), ("render", "--bogus", "x.toml"), ("frob",)):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and "Error" in r.stderr, (args, r.stderr)
+
+
+def test_ctrl_c_during_a_render_says_how_to_resume(tmp_path):
+
+    film = tiny_copy(tmp_path, steps=200)  # slow enough that the signal lands mid-render
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "storyboard.cli", "render", str(film)], env=env,
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    seen = []
+    for line in proc.stderr:  # wait for the first finished shot, then interrupt
+        seen.append(line)
+        if ": rendered" in line:
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, "".join(seen) + rest
+    assert rest.strip().splitlines()[-1].startswith("interrupted: finished shots are kept")
+    assert "Traceback" not in rest
+    r = run_cli("plan", str(film), "--json")
+    assert sum(s["status"] == "cached" for s in json.loads(r.stdout)["shots"]) >= 1
