@@ -240,7 +240,6 @@ def test_command_line_mistakes_are_usage_errors_not_tracebacks(tmp_path):
 
 
 def test_ctrl_c_during_a_render_says_how_to_resume(tmp_path):
-
     film = tiny_copy(tmp_path, steps=200)  # slow enough that the signal lands mid-render
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
     proc = subprocess.Popen([sys.executable, "-m", "storyboard.cli", "render", str(film)], env=env,
