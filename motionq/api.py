@@ -132,6 +132,13 @@ class BackboneError(RuntimeError):
 # Lazy imports: planning a film needs fingerprints and settings, and must not pay for torch.
 
 
+def available_models() -> list[str]:
+    """Names of the registered backbones (any local folder in diffusers layout works too)."""
+    from motionq import backbones
+
+    return backbones.available()
+
+
 def load_backbone(name_or_path: str, **options) -> Backbone:
     """Load a backbone by registered name ("animatic", "tiny", "wan2.1") or from a local folder
     in diffusers layout. Raises `BackboneError` saying what is missing."""

@@ -12,6 +12,7 @@ Each problem becomes one `Problem` line, `FILE:LINE: field: what is wrong (what 
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import sys
@@ -771,12 +772,24 @@ def _path_problems(
             allowed = "a video file OpenCV can read, e.g. .mp4" if kind == "clip" else "an image file, e.g. .png"
             problems.append(Problem(*where, f"'{raw}' {err} ({allowed})"))
     # A model folder is often shared between projects, so it may live anywhere.
-    if isinstance(model, str) and model and looks_like_path(model):
-        full = resolve_path(folder, model)
-        if not full.is_dir():
-            problems.append(
-                Problem(display, smap.line_of(("film", "model")), "film.model", f"model folder '{model}' not found (looked for {full})")
-            )
+    if isinstance(model, str) and model:
+        where = (display, smap.line_of(("film", "model")), "film.model")
+        if looks_like_path(model):
+            full = resolve_path(folder, model)
+            if not full.is_dir():
+                problems.append(Problem(*where, f"model folder '{model}' not found (looked for {full})"))
+            elif not (full / "model_index.json").is_file():
+                problems.append(Problem(*where, f"'{model}' is not a model folder in diffusers layout "
+                                                f"(no model_index.json in {full})"))
+        else:
+            from motionq.api import available_models
+
+            names = available_models()
+            if model not in names:
+                close = difflib.get_close_matches(model.lower(), names, n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                problems.append(Problem(*where, f"unknown model '{model}' ({hint}registered: {', '.join(names)}; "
+                                                "or a path to a model folder, e.g. ./models/wan)"))
     return problems
 
 

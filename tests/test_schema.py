@@ -175,7 +175,8 @@ def test_unset_variant_is_the_models_default(tmp_path) -> None:
     assert default_variant(str(tmp_path)) == schema.DEFAULT_VARIANT == "sdsa+qpres+qflow+refine"
     text = (EXAMPLES / "chase.toml").read_text()
     (tmp_path / "model").mkdir()
-    board = load_text(text.replace('model = "animatic"', 'model = "model"'), tmp_path / "a.toml")
+    (tmp_path / "model" / "model_index.json").write_text("{}")
+    board = load_text(text.replace('model = "animatic"', 'model = "./model"'), tmp_path / "a.toml")
     assert board.to_consistency_config().variant == "sdsa+qpres+qflow+refine"
     board = load_text(text.replace("[consistency]", '[consistency]\nvariant = "sdsa"'), tmp_path / "b.toml")
     assert board.to_consistency_config().variant == "sdsa"  # a named variant wins
@@ -207,6 +208,7 @@ def test_programmatic_validation_runs_cross_checks(tmp_path: Path) -> None:
 
 def test_model_path_resolves_against_the_storyboard(tmp_path: Path) -> None:
     (tmp_path / "models" / "mine").mkdir(parents=True)
+    (tmp_path / "models" / "mine" / "model_index.json").write_text("{}")
     src = 'schema_version = 1\n[film]\nmodel = "models/mine"\n[[shots]]\nid = "a"\nprompt = "x"\n'
     (tmp_path / "sb.toml").write_text(src)
     assert load_storyboard(tmp_path / "sb.toml").resolved_model() == str(tmp_path / "models" / "mine")

@@ -288,3 +288,17 @@ def test_yaml_anchors_and_extension_keys(tmp_path: Path) -> None:
     assert [(p.line, p.field) for p in problems] == [(11, "shots[1].duration")]
     board = load_text(src.replace("-1", "2.0"), tmp_path / "sb.yaml")
     assert [s.duration for s in board.shots] == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("model,message", [
+    ("wan3", "unknown model 'wan3' (did you mean 'wan2.1'?"),
+    ("Animatic", "did you mean 'animatic'?"),
+    ("./clips", "is not a model folder in diffusers layout"),
+    ("./nowhere", "model folder './nowhere' not found"),
+])
+def test_unknown_model_is_a_problem_at_its_line(tmp_path: Path, model: str, message: str) -> None:
+    (tmp_path / "clips").mkdir()
+    (tmp_path / "m.toml").write_text(f'[film]\nmodel = "{model}"\n\n[[shots]]\nid = "a"\nprompt = "a red circle"\n')
+    problems = validate_file(tmp_path / "m.toml")
+    assert [(p.line, p.field) for p in problems] == [(2, "film.model")]
+    assert message in problems[0].message
