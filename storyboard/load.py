@@ -825,6 +825,11 @@ def _validate(
         problems.append(Problem(display, smap.line_of(issue.loc), format_field(issue.loc), issue.message))
     problems += _path_problems(data, base_dir, allow_outside, smap, display)
 
+    if board is not None and not problems:
+        from storyboard.plan import coupling_issues  # what renders together is the plan's call
+
+        for issue in coupling_issues(board):
+            problems.append(Problem(display, smap.line_of(issue.loc), format_field(issue.loc), issue.message))
     problems = sorted(set(problems), key=lambda p: (p.line or 0, p.field, p.message))
     if problems:
         return None, problems

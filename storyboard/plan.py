@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from motionq.api import ConsistencyConfig, GroupRequest, MotionSpec, ShotRequest
+from storyboard.schema import Issue
 
 #: Bump when the rendering code changes what a given request produces.
 #: 2: subject masks exclusive between a shot's characters; the refinement range left to the model.
@@ -186,17 +187,53 @@ def _groups(shot_chars: list[tuple[str, tuple[str, ...]]]) -> list[list[int]]:
 
 def _pick_anchors(members: list[int], chars_of: list[tuple[str, ...]], explicit: set[int],
                   consistency: ConsistencyConfig) -> list[int]:
-    if len(members) < 2 or consistency.variant == "vanilla":
+    if len(members) < 2 or consistency.variant == "vanilla" or consistency.anchors == "off":
         return []
-    if explicit & set(members):
-        return sorted(explicit & set(members))
-    if consistency.anchors == "off" or len(members) <= AUTO_ANCHOR_THRESHOLD:
+    chosen = explicit & set(members)
+    if not chosen and len(members) <= AUTO_ANCHOR_THRESHOLD:
         return []
-    anchors: set[int] = set()
+    anchors: set[int] = set(chosen)
     for c in sorted({c for i in members for c in chars_of[i]}):
         with_c = [i for i in members if c in chars_of[i]]
+        if chosen and any(i in chosen for i in with_c):
+            continue  # the author's anchors show this character
+        # A character no chosen anchor shows gets automatic ones, or its shots would render
+        # against anchors that never show it.
         anchors.update(with_c[:ANCHORS_PER_CHARACTER])
     return sorted(anchors) if len(anchors) < len(members) else []
+
+
+def _coupling(sb) -> tuple[list[tuple[str, ...]], list[tuple[list[int], list[int]]]]:
+    """Characters per shot, and per consistency group its member and anchor shot indices."""
+    consistency = sb.to_consistency_config()
+    chars_of = [tuple(sb.shot_characters(shot)) for shot in sb.shots]
+    explicit = {i for i, shot in enumerate(sb.shots) if getattr(shot, "anchor", False)}
+    components = _groups([(shot.id, c) for shot, c in zip(sb.shots, chars_of)])
+    return chars_of, [(members, _pick_anchors(members, chars_of, explicit, consistency)) for members in components]
+
+
+def coupling_issues(storyboard) -> list[Issue]:
+    """Problems with what the plan renders together: the shots of one sampling loop (a group
+    rendered jointly, or a group's anchors) need the same number of steps."""
+    sb = storyboard
+    if sb.to_consistency_config().variant == "vanilla":
+        return []
+    issues: list[Issue] = []
+    for members, anchors in _coupling(sb)[1]:
+        together = anchors or members
+        if len(together) < 2:
+            continue
+        first = sb.shots[together[0]]
+        want = sb.effective_steps(first)
+        what = "anchor shots are" if anchors else "shots that share characters are"
+        for i in together[1:]:
+            shot = sb.shots[i]
+            got = sb.effective_steps(shot)
+            if got != want:
+                issues.append(Issue(("shots", i, "steps") if shot.steps is not None else ("shots", i),
+                                    f"steps {got} differs from '{first.id}' ({want}): {what} rendered "
+                                    "together, in one sampling loop, and need the same steps"))
+    return issues
 
 
 def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
@@ -215,10 +252,9 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
 
     requests: list[ShotRequest] = []
     digests: list[str | None] = []
-    chars_of: list[tuple[str, ...]] = []
-    explicit_anchors: set[int] = set()
+    chars_of, coupling = _coupling(sb)
     for i, shot in enumerate(sb.shots):
-        chars = tuple(sb.shot_characters(shot))
+        chars = chars_of[i]
         motion = None
         digest = None
         if shot.motion is not None:
@@ -237,21 +273,16 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
             motion=motion,
         ))
         digests.append(digest)
-        chars_of.append(chars)
-        if getattr(shot, "anchor", False):
-            explicit_anchors.add(i)
 
     identity = [_request_identity(r, d) for r, d in zip(requests, digests)]
     base = {"v": KEY_VERSION, "model": fp}
     settings = model_settings(model)
     if settings:  # a model's own method defaults (e.g. the blocks transfer injects into)
         base["model_settings"] = settings
-    components = _groups([(r.shot_id, c) for r, c in zip(requests, chars_of)])
     shots: list[PlannedShot] = [None] * len(requests)  # type: ignore[list-item]
     groups: list[PlannedGroup] = []
-    for g_index, members in enumerate(components):
+    for g_index, (members, anchors) in enumerate(coupling):
         gid = f"g{g_index + 1}"
-        anchors = _pick_anchors(members, chars_of, explicit_anchors, consistency)
         coupled = consistency.variant != "vanilla" and len(members) > 1
         for i in members:
             key_obj = dict(base, shot=identity[i])

@@ -526,12 +526,20 @@ def cross_check(data: Mapping[str, Any]) -> list[Issue]:
     shots = data.get("shots")
     if not isinstance(shots, list):
         return issues
+    film = data.get("film") if isinstance(data.get("film"), Mapping) else {}
+    consistency = data.get("consistency") if isinstance(data.get("consistency"), Mapping) else {}
+    fps = film.get("fps") if isinstance(film.get("fps"), int) and not isinstance(film.get("fps"), bool) \
+        and film.get("fps") > 0 else Film.model_fields["fps"].default
     seen_ids: dict[str, int] = {}
     # Time taken from each shot by the transition into it (for the in + out <= duration check).
     incoming: dict[int, float] = {}
     for i, shot in enumerate(shots):
         if not isinstance(shot, Mapping):
             continue
+        duration = _number(shot.get("duration", DEFAULT_SHOT_DURATION))
+        if duration is not None and 0 < duration < 1 / fps - 1e-9:
+            issues.append(Issue(("shots", i, "duration"),
+                                f"{duration:g} s is shorter than one frame at {fps} fps (at least {1 / fps:.4g} s)"))
         shot_id = shot.get("id")
         if isinstance(shot_id, str):
             if shot_id in seen_ids:
@@ -545,9 +553,11 @@ def cross_check(data: Mapping[str, Any]) -> list[Issue]:
                 seen_ids[shot_id] = i
 
         present: list[str] = []
+        referenced = False  # names a character at all, known or not (the anchor check)
         prompt = shot.get("prompt")
         if isinstance(prompt, str):
             for ref in REFERENCE_RE.findall(prompt):
+                referenced = True
                 if ref in names:
                     present.append(ref)
                 else:
@@ -568,6 +578,7 @@ def cross_check(data: Mapping[str, Any]) -> list[Issue]:
             for j, name in enumerate(listed):
                 if not isinstance(name, str):
                     continue
+                referenced = True
                 if name not in names:
                     hint = _unknown_character_hint(name, names)
                     issues.append(Issue(("shots", i, "characters", j), f"unknown character '{name}' ({hint})"))
@@ -577,13 +588,16 @@ def cross_check(data: Mapping[str, Any]) -> list[Issue]:
                     present.append(name)
                 seen.add(name)
 
-        if shot.get("anchor") is True and not present:
+        if shot.get("anchor") is True and not referenced:
             issues.append(
                 Issue(
                     ("shots", i, "anchor"),
                     "anchor = true but the shot has no characters (reference one with {name} or list it in characters)",
                 )
             )
+        elif shot.get("anchor") is True and consistency.get("anchors") == "off":
+            issues.append(Issue(("shots", i, "anchor"), "anchor = true but consistency.anchors is \"off\" "
+                                                        "(every group renders jointly): remove one of the two"))
 
         raw_transition = shot.get("transition")
         kind, length = _transition_parts(raw_transition)

@@ -294,3 +294,18 @@ def test_cache_is_atomic_and_sweeps_partial_entries(tmp_path):
     with pytest.raises(ValueError):
         cache.put("k2", np.zeros((3, 4, 4), np.uint8), {})
     assert not cache.has("k2")
+
+
+def test_author_anchors_that_miss_a_character_get_automatic_ones_for_it(tmp_path):
+    text = ('[characters.hero]\nprompt = "a red circle"\n[characters.chaser]\nprompt = "a blue square"\n'
+            '[[shots]]\nid = "A"\nprompt = "{hero} moves left"\nanchor = true\n'
+            '[[shots]]\nid = "B"\nprompt = "{hero} and {chaser} move right"\n'
+            '[[shots]]\nid = "C"\nprompt = "{chaser} moves up"\n'
+            '[[shots]]\nid = "D"\nprompt = "{chaser} bounces"\n')
+    (tmp_path / "sb.toml").write_text(text)
+    plan = build_plan(load_storyboard(tmp_path / "sb.toml"), model_fingerprint=FP)
+    [group] = plan.groups
+    # A shows no chaser: C and D must not render against anchors that never show it.
+    assert group.anchors == ("A", "B", "C")
+    (tmp_path / "sb.toml").write_text(text.replace('anchor = true\n', ''))
+    assert build_plan(load_storyboard(tmp_path / "sb.toml"), model_fingerprint=FP).groups[0].anchors == ()

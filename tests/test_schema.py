@@ -144,7 +144,7 @@ def test_shot_characters_union_in_order_of_appearance() -> None:
     assert board.effective_negative_prompt(shot) == "blurry, no blue, no red, no green"
 
 
-@pytest.mark.parametrize("duration, fps, frames", [(1.0, 8, 8), (0.01, 8, 1), (0.5, 24, 12), (1.3, 8, 10)])
+@pytest.mark.parametrize("duration, fps, frames", [(1.0, 8, 8), (0.125, 8, 1), (0.5, 24, 12), (1.3, 8, 10)])
 def test_frames(duration: float, fps: int, frames: int) -> None:
     board = Storyboard.model_validate(
         {"film": {"fps": fps}, "shots": [{"id": "s", "prompt": "x", "duration": duration}]}

@@ -302,3 +302,30 @@ def test_unknown_model_is_a_problem_at_its_line(tmp_path: Path, model: str, mess
     problems = validate_file(tmp_path / "m.toml")
     assert [(p.line, p.field) for p in problems] == [(2, "film.model")]
     assert message in problems[0].message
+
+
+def test_shot_shorter_than_a_frame_and_mixed_steps_in_one_loop(tmp_path: Path) -> None:
+    base = ('[characters.hero]\nprompt = "a red circle"\n\n'
+            '[[shots]]\nid = "a"\nprompt = "{hero} moves left"\nsteps = 10\n\n'
+            '[[shots]]\nid = "b"\nprompt = "{hero} bounces"\nsteps = 12\n')
+    (tmp_path / "sb.toml").write_text(base)
+    [p] = validate_file(tmp_path / "sb.toml")
+    assert (p.line, p.field) == (12, "shots[1].steps") and "differs from 'a' (10)" in p.message
+    # Rendered one by one (vanilla), the two shots may differ.
+    (tmp_path / "sb.toml").write_text(base + '\n[consistency]\nvariant = "vanilla"\n')
+    assert validate_file(tmp_path / "sb.toml") == []
+    (tmp_path / "sb.toml").write_text(base.replace("steps = 12", "steps = 10\nduration = 0.05"))
+    [p] = validate_file(tmp_path / "sb.toml")
+    assert p.field == "shots[1].duration" and "shorter than one frame at 8 fps" in p.message
+
+
+def test_anchor_flag_with_anchors_off_or_unknown_character(tmp_path: Path) -> None:
+    text = ('[consistency]\nanchors = "off"\n\n[characters.hero]\nprompt = "a red circle"\n\n'
+            '[[shots]]\nid = "a"\nprompt = "{hero} moves left"\nanchor = true\n')
+    (tmp_path / "sb.toml").write_text(text)
+    [p] = validate_file(tmp_path / "sb.toml")
+    assert p.field == "shots[0].anchor" and 'consistency.anchors is "off"' in p.message
+    # An unknown character is reported as such, not as "the shot has no characters".
+    (tmp_path / "sb.toml").write_text(text.replace('anchors = "off"', 'anchors = "auto"').replace("{hero}", "{hera}"))
+    [p] = validate_file(tmp_path / "sb.toml")
+    assert p.field == "shots[0].prompt" and "unknown character {hera}" in p.message
