@@ -250,6 +250,23 @@ def test_anchor_mode_render_group_uses_the_cache(tiny_backbone, group, monkeypat
         tiny_backbone.render_group(GroupRequest((group[0],), config, anchor_ids=("zz",)))
 
 
+def test_refine_alone_against_anchors_needs_no_shared_attention_range(tiny_backbone, group):
+    # "refine" reads the anchors' attention outputs, not their K/V: an SDSA range with no step
+    # must neither switch it off nor change its frames, and no K/V is recorded for it.
+    extra = shot(4, "the red cat spins around", CAT, seed=11)
+    outs = []
+    for sdsa_range in ((550, 950), (999, 1000)):
+        tiny_backbone.anchor_cache = None
+        req = GroupRequest((group[0], group[1], extra), cfg("refine", sdsa_range=sdsa_range),
+                           anchor_ids=("s1", "s2"))
+        outs.append(tiny_backbone.render_group(req))
+        [entry] = tiny_backbone.anchor_cache.values()
+        store = entry.kv
+        assert not store.kv and store.out
+    assert np.array_equal(outs[0]["s4"], outs[1]["s4"])
+    assert diff(outs[0]["s4"], tiny_backbone.render_shot(extra)) > 0  # coupled: not its plain generation
+
+
 def test_anchor_cache_is_bounded(tiny_backbone):
     tiny_backbone.anchor_cache = None
     opts = MS.MultiShotOptions(anchor_cache_size=2)

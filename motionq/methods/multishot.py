@@ -597,9 +597,10 @@ def render_joint(
                 index = build_sdsa_index(b_subject, b_has, grid[0])  # twins neither see nor are seen
                 pols.append(SDSA(index, layers, sched["sdsa"], options.attention, options.shared_key_weight))
             if record_anchor:
+                # K/V only where shared attention will read them; outputs where refinement will.
                 pols.append(AnchorRecorder(anchor, [pos_in[i] for i in range(len(shots))], layers,
-                                           sched["sdsa"], sched["refine"] if phases.refine else [],
-                                           options.q_device))
+                                           sched["sdsa"] if phases.sdsa else [],
+                                           sched["refine"] if phases.refine else [], options.q_device))
             if phases.refine and sched["refine"]:
                 targets = _joint_refine_targets(shots, chars, subj, rows, receives, grid[0])
                 pols.append(Refine(targets, layers, sched["refine"], options.refine_alpha,
@@ -828,7 +829,10 @@ def render_against_anchors(
         for a in range(len(store.shot_ids))
         if store.shot_ids[a] != shot.shot_id and set(names) & set(store.characters[a])
     ]
-    can_couple = phases.intervenes and bool(recorded) and any(bool(sel.any()) for _, sel in sources)
+    # Coupled when the anchors recorded what this variant reads: K/V for shared attention, the
+    # attention outputs for the refinement alone ("refine").
+    readable = bool(recorded) if phases.sdsa else bool(store.out) and phases.refine and bool(sched["refine"])
+    can_couple = phases.intervenes and readable and any(bool(sel.any()) for _, sel in sources)
     need_q = can_couple and (phases.qpres != "none" or phases.qflow)
     q_mode = _q_mode(options, pipe, len(layers), len(sched["sdsa"]), int(np.prod(grid)), 1)
     record_q = need_q and q_mode == "cache"
