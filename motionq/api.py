@@ -42,6 +42,20 @@ class MotionSpec:
     strength: float = 0.6
 
 
+#: The paper's refinement range (VideoCrafter2, DDPM timesteps): what an unset `refine_range`
+#: means for a model that carries no range of its own (`model_settings(...)["refine_range"]`).
+PAPER_REFINE_RANGE: tuple[int, int] = (590, 950)
+#: The `ConsistencyConfig` fields each variant reads (the rest cannot change its frames).
+VARIANT_FIELDS: dict[str, tuple[str, ...]] = {
+    "vanilla": (),
+    "sdsa": ("sdsa_range",),
+    "sdsa+qpres": ("sdsa_range",),  # Q-Preservation over the whole SDSA range: no t_pres
+    "sdsa+qpres+qflow": ("sdsa_range", "t_pres", "keyframe_every"),
+    "sdsa+qpres+qflow+refine": ("sdsa_range", "t_pres", "keyframe_every", "refine_range"),
+    "refine": ("refine_range",),
+}
+
+
 @dataclass(frozen=True)
 class ConsistencyConfig:
     """Settings of the multi-shot consistency method (timesteps on the 0..1000 scale).

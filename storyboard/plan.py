@@ -8,10 +8,11 @@
   its own request (prompt, negative prompt, frames, seed, steps, guidance, motion clip content and
   strength), the model's weights fingerprint and its own method defaults (`model_settings`:
   shared-key weight, intervened blocks, refinement range, transfer blocks), and, when a
-  consistency variant couples it to other shots, the consistency settings (with the variant
-  resolved: unset means the model's default) and the requests of the shots it is coupled to
-  (the whole group in joint mode, the anchors in anchor mode). Nothing else: not the output
-  size, not the title, not the transitions, not the shot order.
+  consistency variant couples it to other shots, the variant (resolved: unset means the
+  model's default) with the settings it reads (`motionq.api.VARIANT_FIELDS`; an unset
+  refinement range resolved to the model's) and the requests of the shots it is coupled to
+  (the whole group in joint mode, the anchors in anchor mode), in order. Nothing else: not the
+  output size, not the title, not the transitions, not `anchors` beyond the grouping it makes.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from motionq.api import ConsistencyConfig, GroupRequest, MotionSpec, ShotRequest
+from motionq.api import (
+    PAPER_REFINE_RANGE,
+    VARIANT_FIELDS,
+    ConsistencyConfig,
+    GroupRequest,
+    MotionSpec,
+    ShotRequest,
+)
 from storyboard.schema import Issue
 
 #: Bump when the rendering code changes what a given request produces.
 #: 2: subject masks exclusive between a shot's characters; the refinement range left to the model.
-KEY_VERSION = 2
+#: 3: only the consistency settings the variant reads (same frames; keys of v2 no longer match).
+KEY_VERSION = 3
 
 #: Groups larger than this use anchor mode when `anchors = "auto"`.
 AUTO_ANCHOR_THRESHOLD = 4
@@ -162,6 +171,19 @@ def _request_identity(req: ShotRequest, motion_digest: str | None) -> dict:
     return d
 
 
+def _consistency_identity(consistency: ConsistencyConfig, settings: dict) -> dict:
+    """What of the consistency settings changes a coupled shot's frames: the variant and the
+    fields it reads, an unset refinement range resolved to the one the model renders with. Not
+    `anchors`: who is coupled to whom is in the key's partners already."""
+    out: dict = {"variant": consistency.variant}
+    for name in VARIANT_FIELDS[consistency.variant]:
+        value = getattr(consistency, name)
+        if name == "refine_range" and value is None:
+            value = settings.get("refine_range", PAPER_REFINE_RANGE)
+        out[name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def _groups(shot_chars: list[tuple[str, tuple[str, ...]]]) -> list[list[int]]:
     """Connected components of shots linked by shared characters (union-find), in shot order."""
     parent = list(range(len(shot_chars)))
@@ -290,7 +312,7 @@ def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
                 # Joint: every member's request shapes every member's frames (order matters:
                 # it sets the batch). Anchors: anchors shape each other and the non-anchors.
                 partners = anchors if anchors else members
-                key_obj["consistency"] = consistency.to_dict()
+                key_obj["consistency"] = _consistency_identity(consistency, settings)
                 key_obj["partners"] = [identity[j] for j in partners]
                 key_obj["anchor"] = i in anchors
             shot = sb.shots[i]

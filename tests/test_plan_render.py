@@ -309,3 +309,29 @@ def test_author_anchors_that_miss_a_character_get_automatic_ones_for_it(tmp_path
     assert group.anchors == ("A", "B", "C")
     (tmp_path / "sb.toml").write_text(text.replace('anchor = true\n', ''))
     assert build_plan(load_storyboard(tmp_path / "sb.toml"), model_fingerprint=FP).groups[0].anchors == ()
+
+
+@pytest.mark.parametrize("variant,unread,read", [
+    # the built-in model's default: the refinement alone reads only its range
+    (None, ['t_pres = 700', 'keyframe_every = 2', 'sdsa_range = [500, 900]', 'refine_range = [100, 500]',
+            'anchors = "off"'], ['refine_range = [100, 600]']),
+    ("sdsa+qpres", ['t_pres = 700', 'keyframe_every = 2', 'refine_range = [100, 600]'],
+     ['sdsa_range = [500, 900]']),
+    ("sdsa+qpres+qflow", ['refine_range = [100, 600]'], ['t_pres = 700', 'keyframe_every = 2']),
+])
+def test_keys_hash_only_the_consistency_settings_the_variant_reads(tmp_path, variant, unread, read):
+    # anchors = "off" only regroups: a group that renders jointly either way keeps its keys.
+    path = _copy_example(tmp_path, "chase.toml")
+    text = path.read_text().replace('anchors = "auto"\n', "").replace("anchor = true\n", "").replace("steps = 25\n", "").replace("keyframe_every = 3\n", "")
+    if variant:
+        text = text.replace("[consistency]", f'[consistency]\nvariant = "{variant}"')
+    path.write_text(text)
+    before = _keys(path)
+    coupled = {"pursuit", "closing-in", "intro", "escape", "safe"}
+    for line in unread:
+        path.write_text(text.replace("[consistency]", f"[consistency]\n{line}"))
+        assert _keys(path) == before, line
+    for line in read:
+        path.write_text(text.replace("[consistency]", f"[consistency]\n{line}"))
+        after = _keys(path)
+        assert {k for k in before if before[k] != after[k]} == coupled, line

@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from motionq.api import PAPER_REFINE_RANGE  # the paper's, VideoCrafter2 timesteps
+
 Range = tuple[float, float]
 
 
@@ -64,10 +66,6 @@ def nearest_step(timesteps: Sequence[float], t: float) -> int:
 def schedule(timesteps: Sequence[float], **ranges: Range) -> dict[str, list[int]]:
     """Steps per named range, e.g. `schedule(ts, sdsa=(550, 950), refine=(590, 950))`."""
     return {name: steps_in_range(timesteps, rng) for name, rng in ranges.items()}
-
-
-#: The paper's refinement range (VideoCrafter2, DDPM timesteps).
-PAPER_REFINE_RANGE = (590, 950)
 
 
 def multishot_schedule(timesteps: Sequence[float], config) -> dict[str, list[int]]:
