@@ -70,13 +70,17 @@ class RenderCache:
         return self.shots / key
 
     def has(self, key: str) -> bool:
-        return (self._entry_dir(key) / "meta.json").is_file()
+        """Whether a whole, readable entry exists (a damaged one counts as missing: re-rendered)."""
+        return self.get(key) is not None
 
     def get(self, key: str) -> CacheEntry | None:
+        """The entry, or None when it is missing or damaged (unreadable metadata, no frames)."""
         d = self._entry_dir(key)
         try:
             meta = json.loads((d / "meta.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (OSError, ValueError):
+            return None
+        if not isinstance(meta, dict) or not (d / "frames.npy").is_file():
             return None
         return CacheEntry(key, d, meta)
 
@@ -108,7 +112,7 @@ class RenderCache:
                 os.rename(tmp, final)
             except OSError:
                 # Another writer put the same key first: same key, same frames; keep theirs.
-                if (final / "meta.json").is_file():
+                if self.get(key) is not None:
                     shutil.rmtree(tmp, ignore_errors=True)
                     return self.get(key) or CacheEntry(key, final, meta)
                 raise

@@ -54,6 +54,21 @@ def _plan(sb):
     return build_plan(sb)
 
 
+def _check_writable(path: Path) -> None:
+    """Fail now, in one line, if `path` cannot be written (not after minutes of rendering)."""
+    import tempfile
+
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".storyboard-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write there ({exc.strerror or exc})") from None
+
+
 def outputs_for(sb, output: Path | None) -> dict[str, Path]:
     """Where a render writes: the film (default: beside the storyboard), timeline, sheet, clips."""
     film = Path(output) if output else Path(sb.path).with_suffix(".mp4")
@@ -82,6 +97,8 @@ def new(file: Path = typer.Argument(..., help="Storyboard to create (.toml, .yam
         dump_starter(file, overwrite=force)
     except ValueError as exc:
         raise UserError(f"{file}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{file}: cannot write there ({exc.strerror or exc})") from None
     out.print(f"wrote {file}; next: storyboard render {file}")
 
 
@@ -165,6 +182,10 @@ def render(
     _note_unused(file, sb)
     p = _plan(sb)
     paths = outputs_for(sb, output)  # a bad -o fails now, not after the render
+    if not no_assemble:
+        _check_writable(paths["mp4"])
+    if report:
+        _check_writable(report)
     cache = RenderCache.beside(sb.path)
     ids = [s.strip() for s in shots.split(",") if s.strip()] if shots else None
     if ids:
@@ -193,7 +214,11 @@ def render(
         out.print(f"rendered {', '.join(ids)}; the film also needs {', '.join(unrendered)}: "
                   f"run `storyboard render {file}` to finish it", markup=False)
     elif not failed and not no_assemble:
-        written = {k: str(v) for k, v in export_all(sb, p, cache, paths).items()}
+        try:
+            written = {k: str(v) for k, v in export_all(sb, p, cache, paths).items()}
+        except OSError as exc:  # disk full and the like: the shots stay in the cache
+            raise UserError(f"{paths['mp4']}: could not write the film ({exc}); the rendered shots "
+                            "are cached: run `storyboard export` once fixed") from None
         out.print(f"wrote {written['mp4']} ({p.duration:.2f} s), {written['otio']}, {written['png']}")
     if report:
         from storyboard.atomic import atomic_write_text
@@ -258,6 +283,7 @@ def export(file: Path,
         if Path(output).suffix.lower() != f".{fmt}":
             raise UserError(f"{output}: a {fmt} export needs a name ending in .{fmt}")
         paths[fmt] = output
+    _check_writable(paths[fmt])
     written = export_all(sb, p, RenderCache.beside(sb.path), paths, formats=(fmt,))
     out.print(f"wrote {written[fmt]}")
 

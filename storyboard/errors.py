@@ -47,7 +47,12 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.field}: {self.message}"
+        # One problem, one line: a value quoted from the file may hold line breaks.
+        return _one_line(f"{where}: {self.field}: {self.message}")
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
 
 
 class StoryboardError(Exception):

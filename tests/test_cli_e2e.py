@@ -171,6 +171,19 @@ def test_unknown_shot_and_missing_file_are_one_line_errors(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_unwritable_outputs_fail_before_any_render(tmp_path):
+    film = tiny_copy(tmp_path)
+    (tmp_path / "afile").write_text("not a folder")
+    for args in (("render", str(film), "-o", str(tmp_path / "afile" / "film.mp4")),
+                 ("render", str(film), "--report", str(tmp_path / "afile" / "r.json")),
+                 ("export", str(film), "--format", "png", "-o", str(tmp_path / "afile" / "s.png")),
+                 ("new", str(tmp_path / "afile" / "new.toml"))):
+        r = run_cli(*args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert "cannot write there" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / ".storyboard" / "shots").exists() or not any((tmp_path / ".storyboard" / "shots").iterdir())
+
+
 def test_render_a_subset_of_shots_leaves_the_edit_for_later(tmp_path):
     import json
 

@@ -335,3 +335,15 @@ def test_keys_hash_only_the_consistency_settings_the_variant_reads(tmp_path, var
         path.write_text(text.replace("[consistency]", f"[consistency]\n{line}"))
         after = _keys(path)
         assert {k for k in before if before[k] != after[k]} == coupled, line
+
+
+def test_a_damaged_cache_entry_counts_as_missing_and_is_replaced(tmp_path):
+    cache = RenderCache(tmp_path / ".storyboard")
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    cache.put("k1", frames, {"x": 1})
+    (cache.shots / "k1" / "meta.json").write_text("{bad")
+    assert not cache.has("k1") and cache.get("k1") is None
+    cache.put("k1", frames + 3, {"x": 2})
+    assert cache.get("k1").meta["x"] == 2 and int(cache.get("k1").frames.max()) == 3
+    (cache.shots / "k1" / "frames.npy").unlink()
+    assert not cache.has("k1")

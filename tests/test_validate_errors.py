@@ -329,3 +329,10 @@ def test_anchor_flag_with_anchors_off_or_unknown_character(tmp_path: Path) -> No
     (tmp_path / "sb.toml").write_text(text.replace('anchors = "off"', 'anchors = "auto"').replace("{hero}", "{hera}"))
     [p] = validate_file(tmp_path / "sb.toml")
     assert p.field == "shots[0].prompt" and "unknown character {hera}" in p.message
+
+
+def test_a_value_with_line_breaks_still_gives_one_line_per_problem(tmp_path: Path) -> None:
+    (tmp_path / "sb.toml").write_text('[film]\nfps = """8\n9"""\n[[shots]]\nid = "a\\nb"\nprompt = "x"\n')
+    problems = validate_file(tmp_path / "sb.toml")
+    assert [p.field for p in problems] == ["film.fps", "shots[0].id"]
+    assert all("\n" not in str(p) for p in problems) and "'8\\n9'" in str(problems[0])
