@@ -25,6 +25,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 #: Terminal columns below which `storyboard plan` lists prompts under the table, not in it.
 PLAN_INLINE_PROMPT_WIDTH = 140
+FILE_HELP = "Storyboard file (.toml, .yaml or .yml)"
+OUTSIDE_HELP = "Allow clip and image paths outside the storyboard's folder"
 INTERRUPTED = "interrupted: finished shots are kept in the cache; run again to resume"
 
 
@@ -123,8 +125,8 @@ def validate(files: list[Path] = typer.Argument(..., help="Storyboard files"),
 
 
 @app.command()
-def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON"),
-         allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+def plan(file: Path = typer.Argument(..., help=FILE_HELP), as_json: bool = typer.Option(False, "--json", help="Print the plan as JSON"),
+         allow_outside: bool = typer.Option(False, "--allow-outside", help=OUTSIDE_HELP)) -> None:
     """Show the plan: shots, frames, consistency groups, anchors, cache keys and status."""
     from storyboard.cache import RenderCache
 
@@ -164,12 +166,12 @@ def plan(file: Path, as_json: bool = typer.Option(False, "--json", help="Print t
 
 @app.command()
 def render(
-    file: Path,
+    file: Path = typer.Argument(..., help=FILE_HELP),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="Film to write (default: FILE.mp4)"),
     shots: Optional[str] = typer.Option(None, "--shots", help="Comma-separated shot ids to render"),
     force: bool = typer.Option(False, "--force", help="Re-render even if cached"),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a JSON report of the render"),
-    allow_outside: bool = typer.Option(False, "--allow-outside"),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=OUTSIDE_HELP),
     no_assemble: bool = typer.Option(False, "--no-assemble", help="Render shots only, no edit"),
 ) -> None:
     """Render the shots that are not cached, then assemble the film and its exports."""
@@ -267,10 +269,11 @@ def shot_clips(p, cache):
 
 
 @app.command()
-def export(file: Path,
+def export(file: Path = typer.Argument(..., help=FILE_HELP),
            fmt: str = typer.Option("mp4", "--format", help="mp4 | otio | png"),
-           output: Optional[Path] = typer.Option(None, "-o", "--output"),
-           allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+           output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                                 help="Where to write (default: beside FILE, e.g. FILE.mp4)"),
+           allow_outside: bool = typer.Option(False, "--allow-outside", help=OUTSIDE_HELP)) -> None:
     """Write one export again from the cache (no rendering)."""
     from storyboard.cache import RenderCache
 
@@ -289,7 +292,8 @@ def export(file: Path,
 
 
 @app.command()
-def edit(file: Path, allow_outside: bool = typer.Option(False, "--allow-outside")) -> None:
+def edit(file: Path = typer.Argument(..., help=FILE_HELP + " (created from the starter if missing)"),
+         allow_outside: bool = typer.Option(False, "--allow-outside", help=OUTSIDE_HELP)) -> None:
     """Open the terminal studio (creates the file from the starter template if missing)."""
     from storyboard.tui.app import run_app
 

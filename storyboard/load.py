@@ -754,7 +754,7 @@ def _path_problems(
         where = (display, smap.line_of(loc), format_field(loc))
         if not allow_outside and (Path(raw).expanduser().is_absolute() or not _inside(full, folder)):
             problems.append(
-                Problem(*where, f"'{raw}' is outside the storyboard's folder (use a relative path inside {folder}, or allow outside paths)")
+                Problem(*where, f"'{raw}' is outside the storyboard's folder (use a relative path inside {folder}, or run with --allow-outside)")
             )
             continue
         if not full.exists():
@@ -763,7 +763,7 @@ def _path_problems(
         if not allow_outside and not _inside(full.resolve(), folder.resolve()):
             # A symlink inside the folder must not read files from outside it either.
             problems.append(Problem(*where, f"'{raw}' leads outside the storyboard's folder through a "
-                                            f"symbolic link (to {full.resolve()}); allow outside paths to use it"))
+                                            f"symbolic link (to {full.resolve()}); run with --allow-outside to use it"))
             continue
         if full not in checked:
             checked[full] = check_clip(full) if kind == "clip" else check_image(full)

@@ -108,18 +108,27 @@ class RenderJob:
         (shots in the call, shots to store, anchor ids to name in the request)."""
         if group.mode in ("single", "independent"):
             return [([s], [s], ()) for s in todo]
+        def with_uncached(shots: list[PlannedShot]) -> list[PlannedShot]:
+            # A call renders all of `shots`: keep the uncached ones too (`--shots` asked for
+            # fewer), rather than computing them again on the next render.
+            return [s for s in shots if s in todo or not self.cache.has(s.key)]
+
         if group.mode == "joint":
             # The frames of every member depend on all of them: render them together.
-            return [(members, todo, ())]
+            return [(members, with_uncached(members), ())]
         # Anchor mode: naming the anchors (also in the anchors' own call) lets the backbone
         # record their keys/values once and reuse them for every other shot.
         anchors = [s for s in members if s.anchor]
         anchor_ids = tuple(s.shot_id for s in anchors)
         units = []
-        anchor_todo = [s for s in todo if s.anchor]
+        anchor_todo = with_uncached(anchors) if any(s.anchor for s in todo) else []
         if anchor_todo:
             units.append((anchors, anchor_todo, anchor_ids))
-        units += [(anchors + [s], [s], anchor_ids) for s in todo if not s.anchor]
+        # Every call renders the anchors too: the first one stores those not cached yet.
+        pending = [] if anchor_todo else [a for a in anchors if not self.cache.has(a.key)]
+        for s in (s for s in todo if not s.anchor):
+            units.append((anchors + [s], pending + [s], anchor_ids))
+            pending = []
         return units
 
     def backbone(self) -> Backbone:

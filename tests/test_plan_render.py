@@ -244,9 +244,14 @@ def test_only_selected_shots_and_force(tmp_path):
     plan = build_plan(sb, model_fingerprint=FP)
     fake = FakeBackbone()
     res = RenderJob(plan, cache, lambda: fake, shots=["escape"]).run()
-    assert [(r.shot_id, r.status) for r in res] == [("escape", "rendered")]
+    # escape renders against its group's anchor (intro), which comes out of the same call: kept.
+    assert [(r.shot_id, r.status) for r in res] == [("intro", "rendered"), ("escape", "rendered")]
     res = RenderJob(plan, cache, lambda: fake, shots=["escape"], force=True).run()
     assert [(r.shot_id, r.status) for r in res] == [("escape", "rendered")]
+    # A jointly rendered group: asking for one shot stores its partner too (same call, same frames).
+    res = RenderJob(plan, cache, lambda: fake, shots=["pursuit"]).run()
+    assert [(r.shot_id, r.status) for r in res] == [("pursuit", "rendered"), ("closing-in", "rendered")]
+    assert RenderJob(plan, cache, lambda: fake).status()["closing-in"] == "cached"
     with pytest.raises(KeyError):
         RenderJob(plan, cache, lambda: fake, shots=["nope"]).run()
 
