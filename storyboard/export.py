@@ -60,6 +60,7 @@ def write_shot_clips(
     Each clip is the shot's raw material as the film uses it: scaled to the film's (even)
     size, resampled to its duration at the film's fps, without transitions (the OTIO
     timeline carries those). ``progress(shots_done, shots_total)`` is called after each clip.
+    Other ``.mp4`` files in ``folder`` (shots since deleted or renamed) are removed.
     """
     folder = Path(folder)
     fps = int(spec.fps)
@@ -84,6 +85,10 @@ def write_shot_clips(
             clip.close()
         if progress:
             progress(i + 1, len(shots))
+    # The folder is the film's own: clips of shots no longer in it would contradict the timeline.
+    for stale in folder.glob("*.mp4"):
+        if stale.name not in used:
+            stale.unlink()
     return paths
 
 

@@ -221,10 +221,25 @@ class SourceMap:
     def line_of(self, loc: Sequence[Any]) -> int:
         loc = tuple(loc)
         for n in range(len(loc), 0, -1):
-            line = self.lines.get(loc[:n])
-            if line is not None:
-                return line
+            for candidate in _spellings(loc[:n]):
+                line = self.lines.get(candidate)
+                if line is not None:
+                    return line
         return 1
+
+
+def _spellings(loc: tuple) -> list[tuple]:
+    """`loc` as given, then with non-text parts as the source spells them: a YAML key `2:` is
+    the number 2 to pydantic but the text "2" in the positions."""
+    out: list[tuple] = [()]
+    for part in loc:
+        forms = [part]
+        if isinstance(part, bool):
+            forms.append(str(part).lower())
+        elif isinstance(part, (int, float)):
+            forms.append(str(part))
+        out = [o + (f,) for o in out for f in forms]
+    return out
 
 
 class _TomlPositions:

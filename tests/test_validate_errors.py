@@ -336,3 +336,10 @@ def test_a_value_with_line_breaks_still_gives_one_line_per_problem(tmp_path: Pat
     problems = validate_file(tmp_path / "sb.toml")
     assert [p.field for p in problems] == ["film.fps", "shots[0].id"]
     assert all("\n" not in str(p) for p in problems) and "'8\\n9'" in str(problems[0])
+
+
+def test_a_number_as_a_yaml_key_is_reported_at_its_line(tmp_path: Path) -> None:
+    (tmp_path / "sb.yaml").write_text('characters:\n  hero: {prompt: a red circle}\n  2:\n    prompt: a blue square\n'
+                                      'shots:\n  - id: a\n    prompt: "{hero} moves"\n')
+    problems = validate_file(tmp_path / "sb.yaml")
+    assert problems and all(p.line == 3 for p in problems), [str(p) for p in problems]
