@@ -20,6 +20,7 @@ Writes benchmarks/results/transfer_overhead.json.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -149,6 +150,7 @@ def main() -> None:
 
     bb, size = _setup(args)
     tmp = Path(tempfile.mkdtemp(prefix="mq-bench-"))
+    atexit.register(shutil.rmtree, tmp, True)  # also when the run fails or is interrupted
     clip = _reference_clip(tmp / "ref.mp4", size["num_frames"] * 2, size["height"], size["width"])
     # warm-up: first calls pay for lazy initialisation
     _one(bb, size, args, clip, "plain")
@@ -209,7 +211,6 @@ def main() -> None:
             "rss_delta_kib": mem["transfer"]["ru_maxrss_kib"] - mem["plain"]["ru_maxrss_kib"],
         }
 
-    shutil.rmtree(tmp, ignore_errors=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

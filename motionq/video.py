@@ -175,9 +175,15 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 16.0) 
         for fr in frames:
             writer.send(np.ascontiguousarray(fr))
         writer.close()
-    except Exception as exc:
-        writer.close()
+    except BaseException as exc:
+        # BaseException: a Ctrl-C must stop ffmpeg and leave no .part file either.
+        try:
+            writer.close()
+        except Exception:
+            pass
         tmp.unlink(missing_ok=True)
-        raise VideoError(f"{p}: writing failed: {exc}") from exc
+        if isinstance(exc, Exception):
+            raise VideoError(f"{p}: writing failed: {exc}") from exc
+        raise
     os.replace(tmp, p)
     return p

@@ -354,3 +354,31 @@ def test_comment_between_shots_survives_structural_edits(tmp_path, fmt):
         assert doc.to_text().count("# Act 2") == 1, doc.to_text()
         assert doc.validate() == []
     assert doc.shot_count() == 3
+
+
+def test_clearing_a_film_field_that_created_the_film_table_keeps_history_in_step(tmp_path):
+    path = tmp_path / "film.toml"
+    original = '[[shots]]\nid = "a"\nprompt = "a red circle"\n'
+    path.write_text(original)
+    doc = StoryDocument.open(path)
+    doc.set_film_field("title", "x")  # creates [film]
+    assert "[film]" in doc.to_text()
+    doc.set_film_field("title", None)  # same typing run: back to where it began
+    assert doc.to_text() == original and not doc.can_undo and not doc.can_redo
+
+
+def test_a_plan_snapshot_older_than_a_finished_shot_keeps_it_cached(tmp_path):
+    from types import SimpleNamespace
+
+    from storyboard.render import ShotResult
+    from storyboard.tui.studio import Studio
+
+    shutil.copy(EXAMPLES / "chase.toml", tmp_path / "chase.toml")
+    studio = Studio(tmp_path / "chase.toml")
+    assert studio.open()
+    plan = SimpleNamespace(shots=[SimpleNamespace(key="k1"), SimpleNamespace(key="k2")])
+    assert studio.apply_plan(studio.generation, plan, frozenset(), None)
+    # A re-plan's worker looks at the cache; k1 finishes before its result arrives.
+    studio.shot_finished(ShotResult("a", "rendered", 1.0, "k1"))
+    studio.apply_plan(studio.generation, plan, frozenset({"k2"}), None)
+    assert studio.cached == {"k1", "k2"}

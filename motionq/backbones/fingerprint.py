@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 
 from motionq.paths import cache_dir
@@ -37,13 +38,14 @@ def _write_store(key: str, digest: str) -> None:
     data = _read_store()
     data[key] = digest
     path = _store()
+    # Per process and thread: the TUI plans in worker threads, which must not share a temp file.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(data, indent=0))
         os.replace(tmp, path)
     except OSError:
-        pass  # a read-only cache only costs time
+        tmp.unlink(missing_ok=True)  # a read-only or full cache only costs time
 
 
 def file_digest(path: Path) -> str:

@@ -562,13 +562,13 @@ class StoryDocument:
         key = ("film", None, field) if coalesce else None
         with self._edit(key):
             film = self._doc.get("film")
-            if not isinstance(film, MutableMapping):
-                if value is None:
-                    return
+            if not isinstance(film, MutableMapping) and value is not None:
                 first = next((k for k in ("consistency", "characters", "shots") if k in self._doc), "shots")
                 self._backend.add_before(self._doc, "film", self._backend.new_table(inline=False), before=first)
                 film = self._doc["film"]
-            self._set(film, field, value)
+            if isinstance(film, MutableMapping):
+                self._set(film, field, value)
+        # Always commit: a coalesced run may have just been rewound to before it made [film].
         self._commit(f"edit film {field}", ("film", None), key)
 
     def set_film_text(self, field: str, text: str) -> None:

@@ -203,7 +203,8 @@ class Studio:
         self.plan_error = error
         if plan is not None:
             self.plan = plan
-            self.cached = set(cached)
+            # The worker looked at the cache before shots that finished since then: keep those.
+            self.cached = set(cached) | (self.cached & {s.key for s in plan.shots})
         return True
 
     @property
