@@ -33,12 +33,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from motionq.backbones import load_backbone  # noqa: E402
-from motionq.backbones.animatic import AnimaticConfig, published_config  # noqa: E402
+from motionq.backbones.animatic import published_config  # noqa: E402
 from motionq.spriteworld import (  # noqa: E402
-    MOTIONS, WorldConfig, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
+    MOTIONS, analyse, caption, identity_phrase, motion_phrase, parse_caption, sample_scene,
 )
 from motionq.spriteworld import match_characters as match  # noqa: E402  (also used by other benchmarks)
-from motionq.methods.transfer import pipeline_num_frames  # noqa: E402
 from motionq.train import sample_frames as sample  # noqa: E402  (also used by other benchmarks)
 from motionq.train import world_config  # noqa: E402
 

@@ -41,6 +41,7 @@ import animatic_quality as bench  # noqa: E402
 from motionq.backbones import load_backbone  # noqa: E402
 from motionq.backbones.animatic import published_config  # noqa: E402
 from motionq.methods.multishot import decode  # noqa: E402
+from motionq.methods.transfer import pipeline_num_frames  # noqa: E402
 from motionq.spriteworld import analyse, caption, parse_caption, sample_scene  # noqa: E402
 from motionq.train import world_config  # noqa: E402
 
@@ -82,7 +83,7 @@ def guided(pipe, cfg, text: str, extra: list[str], seed: int, rule: str, weight:
            guidance: float, steps: int) -> np.ndarray:
     cond, uncond = _encode(pipe, cfg, text)
     emb = torch.cat([cond, uncond] + [_encode(pipe, cfg, x)[0] for x in extra])
-    frames = bench.pipeline_num_frames(pipe, cfg.num_frames)
+    frames = pipeline_num_frames(pipe, cfg.num_frames)
     lat = pipe.prepare_latents(1, pipe.transformer.config.in_channels, cfg.height, cfg.width, frames,
                                torch.float32, torch.device("cpu"), torch.Generator().manual_seed(seed), None)
     sched = copy.deepcopy(pipe.scheduler)
@@ -106,7 +107,7 @@ def guided(pipe, cfg, text: str, extra: list[str], seed: int, rule: str, weight:
 def separation(pipe, cfg, text: str, swap: str) -> dict:
     """|eps(caption) - eps(swapped)| and |eps(caption) - eps(empty)| at a few timesteps."""
     (c, u), (s, _) = _encode(pipe, cfg, text), _encode(pipe, cfg, swap)
-    frames = bench.pipeline_num_frames(pipe, cfg.num_frames)
+    frames = pipeline_num_frames(pipe, cfg.num_frames)
     lat = pipe.prepare_latents(1, pipe.transformer.config.in_channels, cfg.height, cfg.width, frames,
                                torch.float32, torch.device("cpu"), torch.Generator().manual_seed(1), None)
     sched = copy.deepcopy(pipe.scheduler)

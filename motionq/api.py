@@ -13,8 +13,15 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from motionq.sheets import LABEL_HEIGHT as SHEET_LABEL_HEIGHT  # noqa: F401  (for applications)
-from motionq.sheets import SheetRow, contact_sheet_image  # noqa: F401
+from motionq.sheets import LABEL_HEIGHT as SHEET_LABEL_HEIGHT
+from motionq.sheets import SheetRow, contact_sheet_image
+
+__all__ = [
+    "DEFAULT_VARIANT", "PAPER_REFINE_RANGE", "PAPER_VARIANTS", "SHEET_LABEL_HEIGHT", "VARIANTS", "VARIANT_FIELDS",
+    "Backbone", "BackboneError", "ConsistencyConfig", "Frames", "GroupRequest", "MotionSpec", "Progress",
+    "ProgressFn", "SheetRow", "ShotRequest", "available_models", "contact_sheet_image", "default_variant",
+    "file_digest", "load_backbone", "model_fingerprint", "model_settings",
+]
 
 #: The paper's consistency variants, in the order it ablates them.
 PAPER_VARIANTS: tuple[str, ...] = (

@@ -22,7 +22,6 @@ import argparse
 import base64
 import copy
 import functools
-import io
 import json
 import math
 import os

@@ -41,13 +41,13 @@ A `Policy` overrides any of:
 width) after Wan's (1, 2, 2) patchify. This module also holds the two policies motion transfer
 needs, `RecordQ` and `InjectQ`, and the `QCache` they share.
 
-How the multi-shot method plugs in (later issues, no change to processors needed)
-----------------------------------------------------------------------------------
+How the multi-shot method plugs in (no change to the processors)
+-----------------------------------------------------------------
 * Shots are batch items: render N shots as one batch, `reset(items=shot_ids)`.
 * SDSA: a policy whose `extend_kv` gathers, for each shot i, the K/V of the subject tokens of
   the *same frame* of the other shots j (`k.view(B, F, h*w, H, D)` slices), and returns them
-  with a boolean mask (B, 1, tokens, extra): False for non-subject tokens, other frames, and
-  shots that share no character; active when `phases.in_range(ctx.timestep, sdsa_range)`.
+  framewise, one group per latent frame (`GroupedKVExtension`): nothing from non-subject
+  tokens, other frames, or shots that share no character; active on the steps of `sdsa_range`.
   Anchor mode: the same policy reads cached anchor K/V instead of the batch's.
 * Q-Preservation: a vanilla pass with `RecordQ` (per step and batch item), then `InjectQ`
   on the consistent pass for the steps with t >= t_pres (`phases.multishot_schedule`).
@@ -56,8 +56,7 @@ How the multi-shot method plugs in (later issues, no change to processors needed
   moving it between token positions is meaningful) and blends them.
 * Refinement injection: an `on_output` policy.
 
-(Implemented in `motionq.methods.multishot`, `.sdsa` and `.qflow`; SDSA returns a
-`GroupedKVExtension`, one group per latent frame.)
+(Implemented in `motionq.methods.multishot`, `.sdsa` and `.qflow`.)
 """
 
 from __future__ import annotations

@@ -975,25 +975,6 @@ def memory_bound(
     return layers * steps * tokens * dim * dtype_bytes * shots * passes
 
 
-def memory_report(pipe, config: ConsistencyConfig, *, num_frames: int, height: int, width: int,
-                  steps: int, shots: int, dtype_bytes: int | None = None,
-                  blocks: int | None = None) -> dict:
-    """`memory_bound` for a pipeline at a size (the steps counted from its scheduler)."""
-    cfg = pipe.transformer.config
-    grid = token_grid(pipe, num_frames, height, width)
-    ts = scheduler_timesteps(pipe.scheduler, steps)
-    n_steps = len(multishot_schedule(ts, config)["sdsa"])
-    dim = cfg.num_attention_heads * cfg.attention_head_dim
-    nbytes = dtype_bytes or torch.finfo(pipe.transformer.dtype).bits // 8
-    n_layers = blocks or len(pipe.transformer.blocks)
-    tokens = int(np.prod(grid))
-    return {
-        "layers": n_layers, "steps": n_steps, "tokens": tokens, "dim": dim, "bytes": nbytes,
-        "shots": shots, "passes": 2,
-        "total": memory_bound(n_layers, n_steps, tokens, dim, nbytes, shots, 2),
-    }
-
-
 def register() -> None:
     """Make `PipelineBackbone.render_group` dispatch every non-vanilla variant here."""
     from motionq.api import VARIANTS
@@ -1021,7 +1002,6 @@ __all__ = [
     "encode_prompts",
     "initial_noise",
     "memory_bound",
-    "memory_report",
     "register",
     "render_against_anchors",
     "render_group",

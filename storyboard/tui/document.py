@@ -309,10 +309,6 @@ class StoryDocument:
     def character_field_text(self, name: str, field: str) -> str:
         return format_value(self.character(name).get(field))
 
-    def find_shot(self, shot_id: str) -> int | None:
-        ids = self.shot_ids()
-        return ids.index(shot_id) if shot_id in ids else None
-
     # -- history ---------------------------------------------------------------------------------
 
     @contextmanager
@@ -723,7 +719,7 @@ def recovery_candidate(path: Path | str) -> str | None:
 
 def problem_target(field: str) -> tuple[str, Any, str] | None:
     """Which editor field a problem's field path points at: ("shot", index, field),
-    ("character", name, field) or None (film settings and the like)."""
+    ("character", name, field), ("film", None, field), or None (the file as a whole)."""
     m = re.match(r"shots\[(\d+)\](?:\.([A-Za-z_]+)(?:\.([A-Za-z_]+))?)?", field)
     if m:
         index, head, sub = int(m.group(1)), m.group(2) or "", m.group(3) or ""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 from rich.color import Color
-from rich.console import Console, ConsoleOptions, RenderResult
 from rich.segment import Segment
 from rich.style import Style
 from textual.reactive import reactive
@@ -64,18 +63,6 @@ def halfblock_lines(frame: np.ndarray, cols: int, rows: int) -> list[list[Segmen
             segments.append(Segment(UPPER_HALF, style))
         lines.append(list(Segment.simplify(segments)))
     return lines
-
-
-class HalfBlockImage:
-    """A rich renderable of one frame in half blocks, `cols` x `rows` cells at most."""
-
-    def __init__(self, frame: np.ndarray, cols: int, rows: int):
-        self.lines = halfblock_lines(frame, cols, rows)
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for line in self.lines:
-            yield from line
-            yield Segment.line()
 
 
 class Preview(Widget):

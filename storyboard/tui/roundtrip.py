@@ -185,7 +185,7 @@ class _TomlBackend(_Backend):
             value.value.body.extend(tail)
 
     def set_key(self, mapping: MutableMapping, key: str, value: Any) -> None:
-        from tomlkit.items import AoT, Comment, Table, Whitespace
+        from tomlkit.items import AoT, Comment, Table
 
         container = getattr(mapping, "value", mapping)
         body = getattr(container, "body", None)
@@ -232,7 +232,7 @@ class _TomlBackend(_Backend):
                 mapping[new] = value
 
     def normalise_shots(self, shots: MutableSequence) -> None:
-        from tomlkit.items import AoT, Table, Whitespace
+        from tomlkit.items import AoT, Whitespace
 
         if not isinstance(shots, AoT):
             return

@@ -99,10 +99,6 @@ class SpriteCodec(ModelMixin, ConfigMixin):
         mean, std = self._stats(z)
         return (z - mean) / std
 
-    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
-        mean, std = self._stats(z)
-        return z * std + mean
-
     def _stats(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         n = self.config.z_dim
         mean = torch.tensor(self.config.latents_mean or [0.0] * n, dtype=z.dtype, device=z.device)
