@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
+
+if TYPE_CHECKING:  # annotations only: the CLI imports the heavy parts per command
+    from storyboard.assemble import EditSpec, ShotClip
+    from storyboard.cache import RenderCache
+    from storyboard.plan import Plan
+    from storyboard.schema import Storyboard
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -233,7 +239,8 @@ def render(
         raise typer.Exit(1)
 
 
-def export_all(sb, p, cache, paths: dict[str, Path], formats=("mp4", "otio", "png")) -> dict[str, Path]:
+def export_all(sb: "Storyboard", p: "Plan", cache: "RenderCache", paths: dict[str, Path],
+               formats: tuple[str, ...] = ("mp4", "otio", "png")) -> dict[str, Path]:
     """Write the film, per-shot clips, the timeline and the contact sheet from the cache."""
     from storyboard.assemble import assemble
     from storyboard.export import contact_sheet, write_otio, write_shot_clips
@@ -251,7 +258,7 @@ def export_all(sb, p, cache, paths: dict[str, Path], formats=("mp4", "otio", "pn
     return written
 
 
-def shot_clips(p, cache):
+def shot_clips(p: "Plan", cache: "RenderCache") -> tuple[list["ShotClip"], "EditSpec"]:
     """The plan's shots as assembly inputs, read from the cache (all must be rendered)."""
     from storyboard.assemble import EditSpec, ShotClip
 

@@ -30,7 +30,7 @@ from motionq.api import (
     MotionSpec,
     ShotRequest,
 )
-from storyboard.schema import Issue
+from storyboard.schema import Issue, Storyboard
 
 #: Bump when the rendering code changes what a given request produces.
 #: 2: subject masks exclusive between a shot's characters; the refinement range left to the model.
@@ -225,7 +225,7 @@ def _pick_anchors(members: list[int], chars_of: list[tuple[str, ...]], explicit:
     return sorted(anchors) if len(anchors) < len(members) else []
 
 
-def _coupling(sb) -> tuple[list[tuple[str, ...]], list[tuple[list[int], list[int]]]]:
+def _coupling(sb: Storyboard) -> tuple[list[tuple[str, ...]], list[tuple[list[int], list[int]]]]:
     """Characters per shot, and per consistency group its member and anchor shot indices."""
     consistency = sb.to_consistency_config()
     chars_of = [tuple(sb.shot_characters(shot)) for shot in sb.shots]
@@ -234,7 +234,7 @@ def _coupling(sb) -> tuple[list[tuple[str, ...]], list[tuple[list[int], list[int
     return chars_of, [(members, _pick_anchors(members, chars_of, explicit, consistency)) for members in components]
 
 
-def coupling_issues(storyboard) -> list[Issue]:
+def coupling_issues(storyboard: Storyboard) -> list[Issue]:
     """Problems with what the plan renders together: the shots of one sampling loop (a group
     rendered jointly, or a group's anchors) need the same number of steps."""
     sb = storyboard
@@ -258,7 +258,7 @@ def coupling_issues(storyboard) -> list[Issue]:
     return issues
 
 
-def build_plan(storyboard, model_fingerprint: str | None = None) -> Plan:
+def build_plan(storyboard: Storyboard, model_fingerprint: str | None = None) -> Plan:
     """Plan a validated `storyboard.schema.Storyboard`.
 
     `model_fingerprint` defaults to the hash of the model's files (no model is loaded).

@@ -19,6 +19,7 @@ from motionq.api import Backbone, Progress
 from storyboard.cache import RenderCache
 from storyboard.plan import Plan, build_plan
 from storyboard.render import RenderJob, ShotResult
+from storyboard.schema import Storyboard
 from storyboard.tui.messages import ExportDone, PlanReady, RenderDone, RenderQueued, ShotFinished, ShotStarted, StepProgress
 
 #: Seconds between two step-progress messages (the last step of a shot always gets through).
@@ -34,14 +35,14 @@ def default_backbone_loader(model: str) -> Backbone:
     return load_backbone(model)
 
 
-def plan_for(storyboard) -> tuple[Plan, frozenset[str]]:
+def plan_for(storyboard: Storyboard) -> tuple[Plan, frozenset[str]]:
     """The plan of a validated storyboard and the cache keys already rendered (as the CLI sees them)."""
     plan = build_plan(storyboard)
     cache = RenderCache.beside(storyboard.path)
     return plan, frozenset(s.key for s in plan.shots if cache.has(s.key))
 
 
-def make_plan(target: MessagePump, generation: int, storyboard) -> None:
+def make_plan(target: MessagePump, generation: int, storyboard: Storyboard) -> None:
     """Worker body: plan `storyboard` and post PlanReady (with the error when planning fails,
     e.g. a model that can't be found)."""
     try:
@@ -120,7 +121,7 @@ def run_job(target: MessagePump, job: RenderJob) -> None:
     target.post_message(RenderDone(results, job.cancel.is_set() or any(r.status == "cancelled" for r in results)))
 
 
-def run_export(target: MessagePump, storyboard, plan: Plan, formats: tuple[str, ...]) -> None:
+def run_export(target: MessagePump, storyboard: Storyboard, plan: Plan, formats: tuple[str, ...]) -> None:
     """Worker body: write exports from the cache exactly as `storyboard export` does."""
     from storyboard.cli import UserError, outputs_for, export_all
 
