@@ -55,14 +55,33 @@ class RenderCache:
         return cls(Path(storyboard_path).resolve().parent / CACHE_DIRNAME)
 
     def sweep(self) -> None:
-        """Remove half-written entries left by interrupted renders (writers no longer running)."""
-        for p in self.shots.glob(f"{_TMP_PREFIX}*"):
-            if not _writer_alive(p.name):
-                shutil.rmtree(p, ignore_errors=True)
+        """Remove half-written entries left by interrupted renders (writers no longer running),
+        and put back an entry a dead `--force` writer had moved aside but not yet replaced."""
+        for p in sorted(self.shots.glob(f"{_TMP_PREFIX}*")):
+            try:
+                age = time.time() - p.stat().st_mtime
+            except OSError:
+                continue
+            if _writer_alive(p.name, age):
+                continue
+            if p.name.startswith(f"{_TMP_PREFIX}old-"):
+                key = p.name[len(f"{_TMP_PREFIX}old-"):].rsplit("-", 2)[0]
+                try:
+                    if self.get(key) is None and (p / "meta.json").is_file():
+                        shutil.rmtree(self._entry_dir(key), ignore_errors=True)
+                        os.rename(p, self._entry_dir(key))
+                        continue
+                except (OSError, ValueError):
+                    pass
+            shutil.rmtree(p, ignore_errors=True)
 
     def _tmp_dir(self, tag: str) -> Path:
-        # The pid lets `sweep` tell live writers from leftovers; the clock keeps threads apart.
-        return self.shots / f"{_TMP_PREFIX}{tag}-{os.getpid()}-{time.monotonic_ns()}"
+        # The pid lets `sweep` of another process tell live writers from leftovers; this
+        # process remembers its own folders (a leftover may carry the same pid: PID 1 in a
+        # container every time).
+        path = self.shots / f"{_TMP_PREFIX}{tag}-{os.getpid()}-{time.monotonic_ns()}"
+        _OURS.add(path.name)
+        return path
 
     def _entry_dir(self, key: str) -> Path:
         if not key or any(c in key for c in "/\\.") :
@@ -85,13 +104,17 @@ class RenderCache:
         return CacheEntry(key, d, meta)
 
     def put(self, key: str, frames: np.ndarray, meta: dict,
-            extras: dict[str, np.ndarray] | None = None) -> CacheEntry:
-        """Store a finished shot atomically; returns the entry."""
+            extras: dict[str, np.ndarray] | None = None, replace: bool = False) -> CacheEntry:
+        """Store a finished shot atomically; returns the entry. A valid entry already under
+        `key` (another writer's: same key, same frames) is kept unless `replace` (--force)."""
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"frames must be (F, H, W, 3) uint8, got {frames.shape}")
         final = self._entry_dir(key)
+        if not replace and (existing := self.get(key)) is not None:
+            return existing
         tmp = self._tmp_dir(key)
+        aside: Path | None = None
         tmp.mkdir(parents=True)
         try:
             np.save(tmp / "frames.npy", frames, allow_pickle=False)
@@ -101,8 +124,9 @@ class RenderCache:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
             for p in tmp.iterdir():
                 _fsync(p)
-            aside = None
-            if final.exists():  # --force re-render: move the old entry aside, never leave a gap
+            if final.exists():
+                # Replaced (or damaged): moved aside first; if this process dies before the
+                # next rename, the next sweep puts the old entry back.
                 aside = self._tmp_dir(f"old-{key}")
                 try:
                     os.rename(final, aside)
@@ -111,36 +135,54 @@ class RenderCache:
             try:
                 os.rename(tmp, final)
             except OSError:
-                # Another writer put the same key first: same key, same frames; keep theirs.
-                if self.get(key) is not None:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    return self.get(key) or CacheEntry(key, final, meta)
+                if (existing := self.get(key)) is not None:  # another writer was quicker
+                    return existing
                 raise
             _fsync(self.shots)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone already when renamed into place
+            _OURS.discard(tmp.name)
             if aside is not None:
-                shutil.rmtree(aside, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+                _OURS.discard(aside.name)
+                if self.get(key) is None:  # the new entry did not make it: the old one back
+                    try:
+                        os.rename(aside, final)
+                    except OSError:
+                        pass  # left for the next sweep, which puts it back
+                else:
+                    shutil.rmtree(aside, ignore_errors=True)
         return CacheEntry(key, final, meta)
 
     def keys(self) -> list[str]:
         return sorted(p.name for p in self.shots.iterdir() if not p.name.startswith(_TMP_PREFIX))
 
 
-def _writer_alive(name: str) -> bool:
-    """Whether the process that named a temporary folder `.tmp-<tag>-<pid>-<ns>` still runs."""
+#: Temporary folders this process is writing (its threads', e.g. the TUI's render worker).
+_OURS: set[str] = set()
+#: A temporary folder of another process is taken for a leftover after this long anyway (pids
+#: get reused; Windows has no cheap liveness probe).
+_STALE_AFTER_S = 24 * 3600
+
+
+def _writer_alive(name: str, folder_age_s: float | None = None) -> bool:
+    """Whether the writer of a temporary folder `.tmp-<tag>-<pid>-<ns>` may still be writing."""
+    if name in _OURS:
+        return True
     try:
         pid = int(name.rsplit("-", 2)[1])
     except (IndexError, ValueError):
         return False
     if pid == os.getpid():
-        return True  # another thread of this process (the TUI renders in a worker)
+        return False  # not in _OURS: a leftover of an earlier process that had our pid
+    if folder_age_s is not None and folder_age_s > _STALE_AFTER_S:
+        return False
+    if os.name == "nt":
+        return True  # os.kill(pid, 0) would send Ctrl-C there; rely on the age
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
+    except OSError:
         return True  # exists, owned by someone else
     return True
 

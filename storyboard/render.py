@@ -85,16 +85,12 @@ class RenderJob:
             raise KeyError(f"unknown shot id(s): {', '.join(sorted(unknown))}")
         results: dict[str, ShotResult] = {}
         try:
-            for group in self.plan.groups:
-                members = [self.plan.shot(i) for i in group.shot_ids]
-                todo = [s for s in members if s.shot_id in wanted and (self.force or not self.cache.has(s.key))]
+            for members, todo, units in self._work(wanted):
                 for s in members:
                     if s.shot_id in wanted and s not in todo:
                         results[s.shot_id] = ShotResult(s.shot_id, "cached", 0.0, s.key)
                         self.listener.shot_finished(results[s.shot_id])
-                if not todo:
-                    continue
-                for unit, targets, anchor_ids in self._units(group, members, todo):
+                for unit, targets, anchor_ids in units:
                     self._render_unit(unit, targets, anchor_ids, results)
         except RenderCancelled:
             for s in self.plan.shots:
@@ -102,12 +98,26 @@ class RenderJob:
                     results[s.shot_id] = ShotResult(s.shot_id, "cancelled", 0.0, s.key)
         return [results[s.shot_id] for s in self.plan.shots if s.shot_id in results]
 
+    def to_store(self) -> list[PlannedShot]:
+        """The shots `run` will render and store, in order: the selected shots not cached (all
+        of them with `force`) and the uncached shots their backbone calls produce with them."""
+        wanted = set(self.shots) if self.shots is not None else {s.shot_id for s in self.plan.shots}
+        return [t for _, _, units in self._work(wanted) for _, targets, _ in units for t in targets]
+
     # -- internals ----------------------------------------------------------------------------
+    def _work(self, wanted: set[str]):
+        """Per consistency group: (members, selected shots to render, backbone calls)."""
+        for group in self.plan.groups:
+            members = [self.plan.shot(i) for i in group.shot_ids]
+            todo = [s for s in members if s.shot_id in wanted and (self.force or not self.cache.has(s.key))]
+            yield members, todo, (self._units(group, members, todo) if todo else [])
+
     def _units(self, group, members: list[PlannedShot], todo: list[PlannedShot]):
         """Split the work of a group into backbone calls:
         (shots in the call, shots to store, anchor ids to name in the request)."""
         if group.mode in ("single", "independent"):
             return [([s], [s], ()) for s in todo]
+
         def with_uncached(shots: list[PlannedShot]) -> list[PlannedShot]:
             # A call renders all of `shots`: keep the uncached ones too (`--shots` asked for
             # fewer), rather than computing them again on the next render.
@@ -121,14 +131,13 @@ class RenderJob:
         anchors = [s for s in members if s.anchor]
         anchor_ids = tuple(s.shot_id for s in anchors)
         units = []
-        anchor_todo = with_uncached(anchors) if any(s.anchor for s in todo) else []
+        # The anchors first, in a call of their own, whenever one of them is asked for or not
+        # cached yet: every other call renders them too (the backbone keeps their keys/values),
+        # and a shot's failure must not be reported against anchors nobody asked for.
+        anchor_todo = with_uncached(anchors)
         if anchor_todo:
             units.append((anchors, anchor_todo, anchor_ids))
-        # Every call renders the anchors too: the first one stores those not cached yet.
-        pending = [] if anchor_todo else [a for a in anchors if not self.cache.has(a.key)]
-        for s in (s for s in todo if not s.anchor):
-            units.append((anchors + [s], pending + [s], anchor_ids))
-            pending = []
+        units += [(anchors + [s], [s], anchor_ids) for s in todo if not s.anchor]
         return units
 
     def backbone(self) -> Backbone:
@@ -172,7 +181,7 @@ class RenderJob:
             arr = np.asarray(out)
             extras = {"masks": masks} if masks is not None else None
             try:
-                self.cache.put(s.key, arr, self._meta(s, seconds), extras)
+                self.cache.put(s.key, arr, self._meta(s, seconds), extras, replace=self.force)
             except OSError as exc:  # disk full, permissions: report the shot, keep the others
                 results[s.shot_id] = ShotResult(s.shot_id, "failed", seconds, s.key,
                                                 f"could not store the shot in {self.cache.root}: {exc}")

@@ -243,7 +243,9 @@ def test_only_selected_shots_and_force(tmp_path):
     cache = RenderCache.beside(path)
     plan = build_plan(sb, model_fingerprint=FP)
     fake = FakeBackbone()
-    res = RenderJob(plan, cache, lambda: fake, shots=["escape"]).run()
+    job = RenderJob(plan, cache, lambda: fake, shots=["escape"])
+    assert [s.shot_id for s in job.to_store()] == ["intro", "escape"]  # what the TUI counts as queued
+    res = job.run()
     # escape renders against its group's anchor (intro), which comes out of the same call: kept.
     assert [(r.shot_id, r.status) for r in res] == [("intro", "rendered"), ("escape", "rendered")]
     res = RenderJob(plan, cache, lambda: fake, shots=["escape"], force=True).run()
@@ -274,31 +276,67 @@ def test_cache_is_atomic_and_sweeps_partial_entries(tmp_path):
     partial = cache.shots / f".tmp-abc-{_dead_pid()}-2"
     partial.mkdir()
     (partial / "frames.npy").write_bytes(b"half")
+    # A leftover of an earlier process that had this process's pid (PID 1 in a container).
+    same_pid = cache.shots / f".tmp-jkl-{os.getpid()}-5"
+    same_pid.mkdir()
     writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         # A render still writing (another process, or another thread of this one) keeps its folder.
         live = cache.shots / f".tmp-def-{writer.pid}-3"
-        own = cache.shots / f".tmp-ghi-{os.getpid()}-4"
         live.mkdir()
+        own = cache._tmp_dir("ghi")  # what a render thread of this process is writing into
         own.mkdir()
         entry = cache.put("k1", frames, {"x": 1})
         assert np.array_equal(entry.frames, frames) and cache.get("k1").meta["x"] == 1
         RenderCache(tmp_path / ".storyboard")  # reopening sweeps leftovers
-        assert not partial.exists() and live.is_dir() and own.is_dir() and cache.keys() == ["k1"]
+        assert not partial.exists() and not same_pid.exists()
+        assert live.is_dir() and own.is_dir() and cache.keys() == ["k1"]
     finally:
         writer.kill()
         writer.wait()
     RenderCache(tmp_path / ".storyboard")
     assert not live.exists() and own.is_dir()
-    # Replacing an entry (--force) never leaves the key without an entry, nor a folder behind.
-    entry = cache.put("k1", frames + 1, {"x": 2})
+    shutil.rmtree(own)
+    # Without replace a valid entry stays (another writer's: same key, same frames) ...
+    assert cache.put("k1", frames + 1, {"x": 2}).meta["x"] == 1
+    # ... with replace (--force) it is replaced, leaving no folder behind.
+    entry = cache.put("k1", frames + 1, {"x": 2}, replace=True)
     assert cache.get("k1").meta["x"] == 2 and int(entry.frames.max()) == 1
-    assert sorted(p.name for p in cache.shots.iterdir() if p != own) == ["k1"]
+    assert sorted(p.name for p in cache.shots.iterdir()) == ["k1"]
     with pytest.raises(ValueError):
         cache.put("../evil", frames, {})
     with pytest.raises(ValueError):
         cache.put("k2", np.zeros((3, 4, 4), np.uint8), {})
     assert not cache.has("k2")
+
+
+def test_a_replace_killed_between_its_renames_gets_the_old_entry_back(tmp_path):
+    cache = RenderCache(tmp_path / ".storyboard")
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    cache.put("k1", frames, {"x": 1})
+    # What a kill -9 after moving the old entry aside (and before the new one went in) leaves:
+    os.rename(cache.shots / "k1", cache.shots / f".tmp-old-k1-{_dead_pid()}-7")
+    assert not cache.has("k1")
+    RenderCache(tmp_path / ".storyboard")
+    assert cache.get("k1").meta["x"] == 1 and cache.keys() == ["k1"]
+
+
+def test_a_failed_replace_keeps_the_old_entry(tmp_path, monkeypatch):
+    cache = RenderCache(tmp_path / ".storyboard")
+    frames = np.zeros((2, 4, 4, 3), np.uint8)
+    cache.put("k1", frames, {"x": 1})
+    real = os.rename
+
+    def failing(src, dst):
+        if Path(src).name.startswith(".tmp-k1-"):
+            raise OSError("disk full")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    with pytest.raises(OSError):
+        cache.put("k1", frames + 1, {"x": 2}, replace=True)
+    monkeypatch.undo()
+    assert cache.get("k1").meta["x"] == 1 and sorted(p.name for p in cache.shots.iterdir()) == ["k1"]
 
 
 def test_author_anchors_that_miss_a_character_get_automatic_ones_for_it(tmp_path):

@@ -110,8 +110,7 @@ def new_job(plan: Plan, backbones: BackboneCache, shots: list[str] | None) -> Re
 def run_job(target: MessagePump, job: RenderJob) -> None:
     """Worker body: run a render job, posting progress; always ends with RenderDone."""
     job.listener = MessageListener(target, job.plan)
-    wanted = set(job.shots) if job.shots is not None else {s.shot_id for s in job.plan.shots}
-    queued = tuple(s.key for s in job.plan.shots if s.shot_id in wanted and (job.force or not job.cache.has(s.key)))
+    queued = tuple(s.key for s in job.to_store())
     target.post_message(RenderQueued(queued))
     try:
         results = job.run()
