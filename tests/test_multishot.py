@@ -255,7 +255,7 @@ def test_refine_alone_against_anchors_needs_no_shared_attention_range(tiny_backb
     # must neither switch it off nor change its frames, and no K/V is recorded for it.
     extra = shot(4, "the red cat spins around", CAT, seed=11)
     outs = []
-    for sdsa_range in ((550, 950), (999, 1000)):
+    for sdsa_range in ((550, 950), (1, 2)):
         tiny_backbone.anchor_cache = None
         req = GroupRequest((group[0], group[1], extra), cfg("refine", sdsa_range=sdsa_range),
                            anchor_ids=("s1", "s2"))
@@ -265,6 +265,15 @@ def test_refine_alone_against_anchors_needs_no_shared_attention_range(tiny_backb
         assert not store.kv and store.out
     assert np.array_equal(outs[0]["s4"], outs[1]["s4"])
     assert diff(outs[0]["s4"], tiny_backbone.render_shot(extra)) > 0  # coupled: not its plain generation
+
+
+def test_full_method_against_anchors_still_refines_without_sdsa_steps(tiny_backbone, group):
+    extra = shot(4, "the red cat spins around", CAT, seed=11)
+    tiny_backbone.anchor_cache = None
+    req = GroupRequest((group[0], group[1], extra), cfg("sdsa+qpres+qflow+refine", sdsa_range=(1, 2)),
+                       anchor_ids=("s1", "s2"))
+    out = tiny_backbone.render_group(req)
+    assert diff(out["s4"], tiny_backbone.render_shot(extra)) > 0  # refined against the anchors
 
 
 def test_anchor_cache_is_bounded(tiny_backbone):

@@ -28,11 +28,11 @@ longer shape), not what it would be alone. Anchor mode renders every non-anchor 
 count.
 
 Anchor mode (`request.anchor_ids`): the anchors render jointly while an `AnchorRecorder` keeps
-their subject K/V (and attention outputs for the refinement) per layer, step and pass; the
-result is kept in a small in-memory cache on the backbone (`anchor_cache`), keyed by the
-anchors' requests, the consistency settings and the options. Every other shot then renders
-alone: its own vanilla pass, then the consistent pass with `AnchorSDSA` reading the cached
-anchors. Cost is linear in the number of shots.
+their subject K/V (variants with shared attention) and attention outputs (with refinement) per
+layer, step and pass; the result is kept in a small in-memory cache on the backbone
+(`anchor_cache`), keyed by the anchors' requests, the consistency settings and the options.
+Every other shot then renders alone: its own vanilla pass, then the consistent pass with
+`AnchorSDSA` reading the cached anchors. Cost is linear in the number of shots.
 """
 
 from __future__ import annotations
@@ -831,7 +831,7 @@ def render_against_anchors(
     ]
     # Coupled when the anchors recorded what this variant reads: K/V for shared attention, the
     # attention outputs for the refinement alone ("refine").
-    readable = bool(recorded) if phases.sdsa else bool(store.out) and phases.refine and bool(sched["refine"])
+    readable = (phases.sdsa and bool(recorded)) or (phases.refine and bool(sched["refine"]) and bool(store.out))
     can_couple = phases.intervenes and readable and any(bool(sel.any()) for _, sel in sources)
     need_q = can_couple and (phases.qpres != "none" or phases.qflow)
     q_mode = _q_mode(options, pipe, len(layers), len(sched["sdsa"]), int(np.prod(grid)), 1)
