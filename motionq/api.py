@@ -13,8 +13,6 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
-from motionq.sheets import LABEL_HEIGHT as SHEET_LABEL_HEIGHT
-from motionq.sheets import SheetRow, contact_sheet_image
 
 __all__ = [
     "DEFAULT_VARIANT", "PAPER_REFINE_RANGE", "PAPER_VARIANTS", "SHEET_LABEL_HEIGHT", "VARIANTS", "VARIANT_FIELDS",
@@ -194,3 +192,17 @@ def file_digest(path: str | Path) -> str:
     from motionq.backbones.fingerprint import file_digest as digest
 
     return digest(Path(path))
+
+
+# Contact-sheet drawing, loaded on first use: it brings OpenCV and PIL, which validating and
+# planning a film do not need.
+_SHEET_NAMES = {"SHEET_LABEL_HEIGHT": "LABEL_HEIGHT", "SheetRow": "SheetRow",
+                "contact_sheet_image": "contact_sheet_image"}
+
+
+def __getattr__(name: str):
+    if name in _SHEET_NAMES:
+        from motionq import sheets
+
+        return getattr(sheets, _SHEET_NAMES[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

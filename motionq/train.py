@@ -582,6 +582,8 @@ class Trainer:
         pipe = self.ema_pipeline()
         tmp = folder.with_name(folder.name + ".tmp")
         old = folder.with_name(folder.name + ".old")
+        if old.exists() and not folder.exists():  # an earlier publish died between its renames
+            old.rename(folder)
         if tmp.exists():
             shutil.rmtree(tmp)
         pipe.save_pretrained(tmp, safe_serialization=True)

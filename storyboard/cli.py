@@ -34,6 +34,8 @@ PLAN_INLINE_PROMPT_WIDTH = 140
 FILE_HELP = "Storyboard file (.toml, .yaml or .yml)"
 OUTSIDE_HELP = "Allow clip and image paths outside the storyboard's folder"
 INTERRUPTED = "interrupted: finished shots are kept in the cache; run again to resume"
+#: The exit code `render` uses after saying INTERRUPTED itself; `main` exits 130 without repeating it.
+INTERRUPT_SAID = 1130
 
 
 class UserError(Exception):
@@ -97,10 +99,10 @@ def new(file: Path = typer.Argument(..., help="Storyboard to create (.toml, .yam
     """Write a commented starter storyboard."""
     from storyboard.load import dump_starter
 
-    if file.exists() and not force:
-        raise UserError(f"{file}: already exists (use --force to overwrite)")
     if file.is_dir():
         raise UserError(f"{file}: is a folder; give a file name ending in .toml, .yaml or .yml")
+    if file.exists() and not force:
+        raise UserError(f"{file}: already exists (use --force to overwrite)")
     try:
         dump_starter(file, overwrite=force)
     except ValueError as exc:
@@ -208,10 +210,9 @@ def render(
         except KeyboardInterrupt:
             results = None
     if results is None:
-        # Said here, below the stopped progress bars: typer turns Ctrl-C into a bare exit 130
-        # before `main` could say it.
+        # Said here, below the stopped progress bars, with how to resume.
         err.print(INTERRUPTED)
-        raise typer.Exit(130)
+        raise typer.Exit(INTERRUPT_SAID)
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         err.print(f"{file}: shot {r.shot_id}: render failed: {r.error}", markup=False)
@@ -219,7 +220,7 @@ def render(
     unrendered = [s.shot_id for s in p.shots if not cache.has(s.key)]
     if not failed and not no_assemble and ids and unrendered:
         # A subset was asked for: the edit waits for the rest rather than failing.
-        out.print(f"rendered {', '.join(ids)}; the film also needs {', '.join(unrendered)}: "
+        out.print(f"{', '.join(ids)}: done; the film also needs {', '.join(unrendered)}: "
                   f"run `storyboard render {file}` to finish it", markup=False)
     elif not failed and not no_assemble:
         try:
@@ -315,7 +316,10 @@ def main(argv: list[str] | None = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)
         # standalone_mode=False makes click return the code of typer.Exit instead of exiting.
-        sys.exit(rc if isinstance(rc, int) else 0)
+        # Typer turns Ctrl-C into a bare exit 130 (older click: an Abort, below).
+        if rc == 130:
+            err.print("interrupted")
+        sys.exit(130 if rc == INTERRUPT_SAID else rc if isinstance(rc, int) else 0)
     except StoryboardError as e:
         for p in e.problems:
             err.print(str(p), markup=False)
@@ -324,18 +328,18 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"error: {e}", markup=False)
         sys.exit(2)
     except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except Exception as e:  # click usage errors, and Ctrl-C (which click turns into Abort)
+        sys.exit(130 if e.exit_code == INTERRUPT_SAID else e.exit_code)
+    except Exception as e:  # click usage errors, and Ctrl-C where click turns it into Abort
         usage_errors, aborts = _click_exception_types()
         if isinstance(e, usage_errors):
             e.show()
             sys.exit(e.exit_code if isinstance(getattr(e, "exit_code", None), int) else 2)
         if isinstance(e, aborts):
-            err.print(INTERRUPTED)
+            err.print("interrupted")
             sys.exit(130)
         raise
     except KeyboardInterrupt:
-        err.print(INTERRUPTED)
+        err.print("interrupted")
         sys.exit(130)
 
 

@@ -7,6 +7,7 @@ OTIO-aware editor. Every file is written atomically (:mod:`storyboard.atomic`).
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from storyboard.assemble import (
     shot_frames,
     write_mp4,
 )
-from storyboard.atomic import atomic_path
+from storyboard.atomic import atomic_path, atomic_write_text
 
 __all__ = [
     "LABEL_HEIGHT",
@@ -37,6 +38,8 @@ __all__ = [
     "write_shot_clips",
 ]
 
+#: The file in a clips folder naming the clips `write_shot_clips` wrote there.
+CLIPS_MANIFEST = ".clips.json"
 #: Height in pixels of the text band above each row of the contact sheet.
 LABEL_HEIGHT = SHEET_LABEL_HEIGHT
 
@@ -60,7 +63,8 @@ def write_shot_clips(
     Each clip is the shot's raw material as the film uses it: scaled to the film's (even)
     size, resampled to its duration at the film's fps, without transitions (the OTIO
     timeline carries those). ``progress(shots_done, shots_total)`` is called after each clip.
-    Other ``.mp4`` files in ``folder`` (shots since deleted or renamed) are removed.
+    Clips it wrote before for shots no longer given (deleted or renamed) are removed; other
+    files are left alone (``CLIPS_MANIFEST`` lists what it wrote).
     """
     folder = Path(folder)
     fps = int(spec.fps)
@@ -85,10 +89,17 @@ def write_shot_clips(
             clip.close()
         if progress:
             progress(i + 1, len(shots))
-    # The folder is the film's own: clips of shots no longer in it would contradict the timeline.
-    for stale in folder.glob("*.mp4"):
-        if stale.name not in used:
-            stale.unlink()
+    # Clips this function wrote last time for shots no longer in the film would contradict the
+    # timeline: remove them (only those: the manifest names what we wrote).
+    manifest = folder / CLIPS_MANIFEST
+    try:
+        before = set(json.loads(manifest.read_text()))
+    except (OSError, ValueError, TypeError):
+        before = set()
+    for name in sorted(before - used):
+        if "/" not in name and "\\" not in name and name.endswith(".mp4"):
+            (folder / name).unlink(missing_ok=True)
+    atomic_write_text(manifest, json.dumps(sorted(used)))
     return paths
 
 

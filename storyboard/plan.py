@@ -251,10 +251,16 @@ def coupling_issues(storyboard: Storyboard) -> list[Issue]:
         for i in together[1:]:
             shot = sb.shots[i]
             got = sb.effective_steps(shot)
-            if got != want:
-                issues.append(Issue(("shots", i, "steps") if shot.steps is not None else ("shots", i),
-                                    f"steps {got} differs from '{first.id}' ({want}): {what} rendered "
-                                    "together, in one sampling loop, and need the same steps"))
+            if got == want:
+                continue
+            # Point at the `steps` that was written (the odd one out may be the first shot).
+            if shot.steps is None and first.steps is not None:
+                loc, this, other, a, b = ("shots", together[0], "steps"), first, shot, want, got
+            else:
+                loc = ("shots", i, "steps") if shot.steps is not None else ("shots", i)
+                this, other, a, b = shot, first, got, want
+            issues.append(Issue(loc, f"steps {a} of '{this.id}' differs from '{other.id}' ({b}): {what} "
+                                     "rendered together, in one sampling loop, and need the same steps"))
     return issues
 
 

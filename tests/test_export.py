@@ -65,10 +65,11 @@ def test_clip_names_stay_unique(tmp_path: Path):
     shots = [ShotClip("a/b", solid((0, 0, 0)), 0.25), ShotClip("a_b", solid((0, 0, 0)), 0.25)]
     paths = write_shot_clips(shots, SPEC, tmp_path)
     assert sorted(p.name for p in paths.values()) == ["a_b-2.mp4", "a_b.mp4"]
-    # A shot deleted from the film loses its clip; files that are not clips stay.
+    # A shot deleted from the film loses its clip; files it did not write stay, even clips.
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "reference.mp4").write_bytes(b"a clip of the author's")
     write_shot_clips(shots[:1], SPEC, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_b.mp4", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".clips.json", "a_b.mp4", "notes.txt", "reference.mp4"]
 
 
 # --------------------------------------------------------------------------- contact sheet

@@ -422,3 +422,21 @@ def test_refine_variant_refines_without_sharing(tiny_backbone, group):
                                            masks={"s4": full()})
     assert stats["coupled"] == ["s4"]
     assert diff(out, tiny_backbone.render_shot(extra)) > 0
+
+
+def test_variant_fields_follow_the_phases_each_variant_runs():
+    # Cache keys hash VARIANT_FIELDS only: each field a variant's phases read must be listed.
+    from motionq.api import VARIANT_FIELDS, VARIANTS
+
+    for variant in VARIANTS:
+        ph = MS.Phases.for_variant(variant)
+        want = set()
+        if ph.sdsa or ph.qpres != "none" or ph.qflow:
+            want.add("sdsa_range")
+        if ph.qpres == "tpres" or ph.qflow:
+            want |= {"t_pres"}
+        if ph.qflow:
+            want.add("keyframe_every")
+        if ph.refine:
+            want.add("refine_range")
+        assert set(VARIANT_FIELDS[variant]) == want, variant

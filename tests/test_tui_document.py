@@ -382,3 +382,8 @@ def test_a_plan_snapshot_older_than_a_finished_shot_keeps_it_cached(tmp_path):
     studio.shot_finished(ShotResult("a", "rendered", 1.0, "k1"))
     studio.apply_plan(studio.generation, plan, frozenset({"k2"}), None)
     assert studio.cached == {"k1", "k2"}
+    # A plan of a later version saw the cache after k1 finished: its snapshot decides (an
+    # entry deleted meanwhile is stale again).
+    studio.revalidate()
+    studio.apply_plan(studio.generation, plan, frozenset({"k2"}), None)
+    assert studio.cached == {"k2"}

@@ -311,6 +311,10 @@ def test_shot_shorter_than_a_frame_and_mixed_steps_in_one_loop(tmp_path: Path) -
     (tmp_path / "sb.toml").write_text(base)
     [p] = validate_file(tmp_path / "sb.toml")
     assert (p.line, p.field) == (12, "shots[1].steps") and "differs from 'a' (10)" in p.message
+    # Only the first shot sets steps: that is the line to fix.
+    (tmp_path / "sb.toml").write_text(base.replace("steps = 12\n", ""))
+    [p] = validate_file(tmp_path / "sb.toml")
+    assert (p.line, p.field) == (7, "shots[0].steps") and "steps 10 of 'a' differs from 'b' (20)" in p.message
     # Rendered one by one (vanilla), the two shots may differ.
     (tmp_path / "sb.toml").write_text(base + '\n[consistency]\nvariant = "vanilla"\n')
     assert validate_file(tmp_path / "sb.toml") == []

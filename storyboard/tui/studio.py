@@ -54,6 +54,7 @@ class Studio:
     cached: set[str] = field(default_factory=set)  # cache keys known to be rendered
     render_state: dict[str, str] = field(default_factory=dict)  # key -> queued / rendering N% / failed (...)
     progress: RenderProgress | None = None
+    _finished_at: dict[str, int] = field(default_factory=dict)  # key -> generation it finished in
 
     # -- document --------------------------------------------------------------------------------
 
@@ -203,8 +204,10 @@ class Studio:
         self.plan_error = error
         if plan is not None:
             self.plan = plan
-            # The worker looked at the cache before shots that finished since then: keep those.
-            self.cached = set(cached) | (self.cached & {s.key for s in plan.shots})
+            # The worker looked at the cache while this document version was current: shots
+            # that finished since it began may be missing from its snapshot; keep those.
+            recent = {k for k, g in self._finished_at.items() if g >= generation}
+            self.cached = set(cached) | (recent & {s.key for s in plan.shots})
         return True
 
     @property
@@ -233,6 +236,7 @@ class Studio:
         """A ShotResult: rendered / cached -> cached; failed -> failed (error)."""
         if result.status in ("rendered", "cached"):
             self.cached.add(result.key)
+            self._finished_at[result.key] = self.generation
             self.render_state.pop(result.key, None)
         elif result.status == "failed":
             self.render_state[result.key] = f"failed ({result.error})"

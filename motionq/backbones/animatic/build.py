@@ -102,6 +102,9 @@ def load_animatic(**options):
     from motionq.backbones import BackboneError
     from motionq.backbones.pipeline import load_pipeline_folder
 
+    old = WEIGHTS_DIR.with_name(WEIGHTS_DIR.name + ".old")
+    if not WEIGHTS_DIR.exists() and (old / "model_index.json").is_file():
+        old.rename(WEIGHTS_DIR)  # a publish died between moving these aside and the new ones in
     if not (WEIGHTS_DIR / "model_index.json").is_file():
         raise BackboneError(
             f"the built-in model's weights are missing from {WEIGHTS_DIR} "
