@@ -356,6 +356,23 @@ def test_comment_between_shots_survives_structural_edits(tmp_path, fmt):
     assert doc.shot_count() == 3
 
 
+@pytest.mark.parametrize("fmt", ["toml", "yaml"])
+def test_deleting_the_shot_before_a_section_comment_keeps_the_comment(tmp_path, fmt):
+    if fmt == "toml":
+        shot = '[[shots]]\nid = "{}"\nprompt = "a red circle"\n'
+        text = shot.format("x") + "\n" + shot.format("a") + "\n# Act 2\n" + shot.format("b")
+    else:
+        shot = "  - id: {}\n    prompt: a red circle\n"
+        text = "shots:\n" + shot.format("x") + "\n" + shot.format("a") + "\n# Act 2\n" + shot.format("b")
+    path = tmp_path / f"film.{fmt}"
+    path.write_text(text)
+    doc = StoryDocument.open(path)
+    doc.delete_shot(1)
+    out = doc.to_text()
+    assert doc.shot_ids() == ["x", "b"] and doc.validate() == []
+    assert out.count("# Act 2") == 1 and out.index("# Act 2") < out.index("b\n" if fmt == "yaml" else '"b"'), out
+
+
 def test_clearing_a_film_field_that_created_the_film_table_keeps_history_in_step(tmp_path):
     path = tmp_path / "film.toml"
     original = '[[shots]]\nid = "a"\nprompt = "a red circle"\n'

@@ -511,6 +511,8 @@ class StoryDocument:
         """Remove a shot; returns the index to select next (None when no shot is left)."""
         shots = self._shots()
         self._shot(index)
+        if index > 0:  # a section comment after it ("# Act 2") introduces the next shot: keep it
+            self._backend.move_trailing_comments(shots[index], shots[index - 1])
         del shots[index]
         self._backend.normalise_shots(shots)
         nxt = min(index, len(shots) - 1) if len(shots) else None

@@ -88,6 +88,10 @@ class _Backend:
     def drop_trailing_comments(self, shot: MutableMapping) -> None:
         """Remove comment lines after a shot's last value (a copy must not repeat "# Act 2")."""
 
+    def move_trailing_comments(self, src: MutableMapping, dst: MutableMapping) -> None:
+        """Move the comment lines after `src`'s last value to after `dst`'s (the shot before a
+        deleted one takes over the "# Act 2" that introduced the shot after it)."""
+
     def new_shot(self, shots: MutableSequence) -> MutableMapping:
         return self.new_table(inline=False)
 
@@ -253,6 +257,16 @@ class _TomlBackend(_Backend):
         body = _toml_last_body(shot)
         while body and body[-1][0] is None and isinstance(body[-1][1], (Whitespace, Comment)):
             body.pop()
+
+    def move_trailing_comments(self, src: MutableMapping, dst: MutableMapping) -> None:
+        from tomlkit.items import Comment, Whitespace
+
+        body = _toml_last_body(src)
+        tail = []
+        while body and body[-1][0] is None and isinstance(body[-1][1], (Whitespace, Comment)):
+            tail.insert(0, body.pop())
+        if any(isinstance(item, Comment) for _, item in tail):
+            _toml_last_body(dst).extend(tail)
 
 
 def _toml_last_body(table: Any) -> list:
@@ -426,6 +440,12 @@ class _YamlBackend(_Backend):
 
     def drop_trailing_comments(self, shot: MutableMapping) -> None:
         self._take_tail(shot)
+
+    def move_trailing_comments(self, src: MutableMapping, dst: MutableMapping) -> None:
+        tail = self._take_tail(src)
+        if tail.strip():
+            own = self._take_tail(dst)
+            self._put_tail(dst, (own.rstrip("\n") + "\n" if own.strip() else "") + tail)
 
     def normalise_shots(self, shots: MutableSequence) -> None:
         comments = getattr(shots, "ca", None)
