@@ -79,6 +79,39 @@ def load_weights_folder(pipe, folder: Path) -> None:
                              f"missing {missing[:3]}, unexpected {unexpected[:3]}")
 
 
+def guidance_on_steps(pipe, steps: set[int], there: float, guidance: float) -> None:
+    """Sample with guidance `there` instead of `guidance` on the given step indices (0-based;
+    `there` = 1: no guidance, a guidance interval). The pipeline mixes
+    u' + guidance * (c - u'); returning u' = (guidance * c - r) / (guidance - 1) for its
+    unconditional prediction makes that r = u + there * (c - u). Only measures quality: both
+    passes still run, so no time is saved."""
+    state = {"calls": 0, "cond": None}
+
+    def hook(module, args, kwargs, out):
+        n = state["calls"]
+        state["calls"] += 1
+        step, uncond = divmod(n, 2)  # WanPipeline calls cond, then uncond, each step
+        if not uncond:
+            state["cond"] = out
+            return out
+        if step not in steps:
+            return out
+        # return_dict=False: the transformer returns a tuple whose first item is the prediction
+        c, u = (state["cond"][0], out[0]) if isinstance(out, tuple) else (state["cond"], out)
+        r = u + there * (c - u)
+        mixed = (guidance * c - r) / (guidance - 1)
+        return (mixed, *out[1:]) if isinstance(out, tuple) else mixed
+
+    pipe.transformer.register_forward_hook(hook, with_kwargs=True)
+    call = type(pipe).__call__
+
+    def counted(self, *a, **k):
+        state["calls"] = 0
+        return call(self, *a, **k)
+
+    pipe.__class__ = type(type(pipe).__name__, (type(pipe),), {"__call__": counted})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("samplers", nargs="+", help="euler (the model's), unipc, dpm")
@@ -94,6 +127,8 @@ def main() -> None:
                     help="a pipeline folder of the same architecture whose transformer and text encoder "
                          "replace the published ones")
     ap.add_argument("--label", default=None, help="suffix for the result key (e.g. the weights' name)")
+    ap.add_argument("--guidance-steps", default=None, metavar="STEPS=G",
+                    help="other guidance on some steps (0-based), e.g. 0,1,2,3=1 (none there) or 0,1,2,3=2")
     ap.add_argument("--checkpoint", type=Path, default=ROOT / "checkpoints" / "animatic")
     args = ap.parse_args()
     if args.first_seed < 10**9 + 10**6:
@@ -107,6 +142,9 @@ def main() -> None:
     if args.raw_share is not None:
         blend_weights(pipe, args.checkpoint, args.raw_share)
     pipe.set_progress_bar_config(disable=True)
+    if args.guidance_steps:
+        where, there = args.guidance_steps.split("=")
+        guidance_on_steps(pipe, {int(x) for x in where.split(",")}, float(there), args.guidance)
     own = dict(pipe.scheduler.config)
     results = {}
     for kind in args.samplers:
