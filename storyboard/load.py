@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from storyboard.atomic import atomic_write_text
 from storyboard.errors import Problem, StoryboardError, format_field
 from storyboard.schema import (
     Film,
@@ -197,8 +198,6 @@ def dump_starter(path: Path | str, overwrite: bool = False) -> Path:
         raise ValueError(f"unknown file type '{path.suffix}' (allowed: .toml, .yaml, .yml)")
     if path.exists() and not overwrite:
         raise FileExistsError(path)
-    from storyboard.atomic import atomic_write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, starter_text(fmt))
     return path
