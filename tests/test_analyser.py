@@ -125,3 +125,103 @@ def test_motion_class_tolerates_jitter_and_gaps():
     assert motion_class(path) == "right"
     assert motion_details(np.full((8, 2), np.nan))[0] == "stay"
     assert motion_class(np.full((8, 2), 12.0)) == "stay"
+
+
+# What the model draws and the world does not: the analyser must still read the character.
+
+
+def _one_character_scene(seed: int, motion: str = "stay"):
+    from dataclasses import replace as _replace
+
+    from motionq.spriteworld import sample_scene
+
+    scene = sample_scene(np.random.default_rng(seed), WorldConfig(p_two=0.0))
+    ch = _replace(scene.characters[0], motion=motion, speed=0.0 if motion == "stay" else 2.5,
+                  start=(16.0, 16.0))
+    return _replace(scene, characters=(ch,))
+
+
+# Neighbouring palette colours a model blends (yellow-green, red-orange, ...).
+_COLOUR_PAIRS = [("yellow", "green"), ("red", "orange"), ("yellow", "orange"), ("blue", "purple")]
+
+
+@pytest.mark.parametrize("how", ["gradient", "halves", "drift"])
+def test_one_sprite_in_two_colours_is_one_character(how: str):
+    """A sprite shaded from one palette colour to a neighbouring one (top to bottom: a pixel
+    reads as one or the other), split into two colours, or drifting from one to the other
+    along the clip, is one character, named by one of the two colours."""
+    from dataclasses import replace as _replace
+
+    from motionq.spriteworld import render_scene
+
+    for i, (ca, cb) in enumerate(_COLOUR_PAIRS * 3):
+        scene = _one_character_scene(100 + i, motion="right" if i % 2 else "stay")
+        ch = scene.characters[0]
+        fa = render_scene(_replace(scene, characters=(_replace(ch, colour=ca),))).astype(np.float32)
+        fb = render_scene(_replace(scene, characters=(_replace(ch, colour=cb),))).astype(np.float32)
+        top = trajectory(ch, scene.num_frames)[0, 1] - ch.size / 2
+        if how == "gradient":
+            w = np.clip((np.arange(32.0) + 0.5 - top) / ch.size, 0.0, 1.0)[None, :, None, None]
+            frames = (1 - w) * fa + w * fb
+        elif how == "halves":  # top rows one colour, bottom rows the other, split off-centre
+            cut = int(top + 0.6 * ch.size)
+            frames = fa.copy()
+            frames[:, cut:] = fb[:, cut:]
+        else:
+            frames = np.concatenate([fa[:4], fb[4:]])
+        found = analyse(_degrade(frames.astype(np.uint8), i)).characters
+        assert len(found) == 1, (how, ca, cb, [(t.colour, t.shape) for t in found])
+        assert found[0].colour in (ca, cb)
+        if how != "gradient":
+            assert found[0].motion == ch.motion, (how, ca, cb, found[0].motion)
+
+
+def test_two_sprites_of_neighbouring_colours_stay_two():
+    """The merge must not join two characters: neighbouring colours (the hardest case) side
+    by side with a 1 px gap, blurred, are still two."""
+    from dataclasses import replace as _replace
+
+    from motionq.spriteworld import render_scene, touching_pair_scene
+
+    for i, (ca, cb) in enumerate(_COLOUR_PAIRS * 5):
+        scene = touching_pair_scene(9_000 + i, WorldConfig(), gap=1.0)
+        a, b = scene.characters
+        scene = _replace(scene, characters=(_replace(a, colour=ca), _replace(b, colour=cb)))
+        found = analyse(_degrade(render_scene(scene), i)).characters
+        assert sorted(t.colour for t in found) == sorted((ca, cb)), (i, [(t.colour, t.shape) for t in found])
+
+
+def test_hops_and_zigzags_at_any_phase():
+    """The world samples bounce and zigzag waves at whole-frame phases; a model can draw them
+    between (a single-frame hop instead of a flat top). Motion class does not depend on when the
+    clip starts in the cycle."""
+    from dataclasses import replace as _replace
+
+    rng = np.random.default_rng(5)
+    cfg = WorldConfig()
+    for motion in ("bounce", "zigzag"):
+        for phase in (0.25, 0.5, 0.75, 1.5, 2.5):
+            ch = None
+            while ch is None or ch.motion != motion:
+                ch = _sample_character(rng, cfg)
+            path = trajectory(_replace(ch, phase=phase), 9)
+            assert motion_class(path) == motion, (motion, phase)
+
+
+def test_a_wobbly_diagonal_is_not_a_zigzag():
+    t = np.arange(9.0)
+    wobble = np.array([0.0, 0.6, -0.4, 0.5, -0.6, 0.3, -0.5, 0.6, 0.0])
+    path = np.stack([6 + 1.6 * t, 24 - 1.8 * t + wobble], axis=1)  # up and right
+    assert motion_class(path) == "up-right"
+
+
+@pytest.mark.parametrize("turns", [0.75, 1.0, 1.25, 1.4])
+def test_circles_at_another_pace(turns: float):
+    """The world's circles make one turn per clip; more or less than a turn, not closing where
+    it started, is still a circle, while an arc of a third of a turn is not."""
+    t = np.arange(9.0) / 8.0
+    ang = 0.7 + 2 * np.pi * turns * t
+    path = np.stack([16 + 7 * np.cos(ang), 16 + 7 * np.sin(ang)], axis=1)
+    assert motion_class(path) == "circle"
+    arc = 0.7 + 2 * np.pi * 0.35 * t
+    assert motion_class(np.stack([16 + 7 * np.cos(arc), 16 + 7 * np.sin(arc)], axis=1)) != "circle"

@@ -17,6 +17,15 @@ to be exact on ground-truth renders. Pipeline per clip:
    size implied by the blob's area and at its centroid, sharp and slightly blurred; scores
    are summed over frames.
 5. Motion: `motion_class` on the centroid path.
+   Bounce and zigzag waves are matched at any quarter-frame phase (a model draws a hop between
+   the world's whole-frame samples) and only on paths without vertical drift; a path that
+   turns steadily round a fitted circle more than 0.6 times is a circle even when it does not
+   close (a model's circle can run fast or slow).
+6. One sprite in two colours is one character: a model can shade a sprite from one palette
+   colour to a neighbouring one (yellow-green) or let it drift along the clip, and step 3 then
+   finds it twice. Tracks of two colours that sit on one spot, or hand over from one frame to
+   the next, and whose union fits one sprite better than the parts fit theirs, are merged and
+   re-read from the frames; the colour covering more area names it (`_merge_split_colours`).
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class Track:
     direction: str | None = None
     size: float = 0.0
     shape_scores: dict[str, float] = field(default_factory=dict)
+    # Per-frame blobs (area, cx, cy, shape scores, alpha map) or None; kept to merge tracks.
+    blobs: list | None = field(default=None, repr=False, compare=False)
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -106,14 +117,17 @@ def _fill_nans(p: np.ndarray) -> np.ndarray | None:
     return np.stack([np.interp(t, t[ok], p[ok, k]) for k in range(2)], axis=1)
 
 
+_PHASE_STEP = 0.25
+
+
 def _wave_patterns() -> list[tuple[str, np.ndarray]]:
     """Unit-peak vertical step patterns (dy per frame) of bounce and zigzag at each phase."""
     t = np.arange(64, dtype=np.float64)
     pats: list[tuple[str, np.ndarray]] = []
-    for ph in range(BOUNCE_PERIOD):
+    for ph in np.arange(0.0, BOUNCE_PERIOD, _PHASE_STEP):
         y = -np.abs(np.sin(np.pi * (t + ph) / BOUNCE_PERIOD))
         pats.append(("bounce", y))
-    for ph in range(ZIGZAG_PERIOD):
+    for ph in np.arange(0.0, ZIGZAG_PERIOD, _PHASE_STEP):
         u = np.mod(t + ph, ZIGZAG_PERIOD)
         y = -np.where(u <= ZIGZAG_PERIOD / 2, u, ZIGZAG_PERIOD - u) / 2.0
         pats.append(("zigzag", y))
@@ -123,14 +137,15 @@ def _wave_patterns() -> list[tuple[str, np.ndarray]]:
 _WAVES = _wave_patterns()
 
 
-def _oscillation(y: np.ndarray) -> tuple[str | None, float, float]:
-    """Best bounce/zigzag fit of a vertical path: (kind, amplitude px, residual share)."""
+def _oscillation(y: np.ndarray) -> tuple[str | None, float, float, float]:
+    """Best bounce/zigzag fit of a vertical path: (kind, amplitude px, residual share, vertical
+    drift px per frame)."""
     dy = np.diff(y)
     m = len(dy)
     lin = float(np.sum((dy - dy.mean()) ** 2))
     if m < 3 or lin <= 1e-9:
-        return None, 0.0, 1.0
-    best: tuple[str | None, float, float] = (None, 0.0, 1.0)
+        return None, 0.0, 1.0, 0.0
+    best: tuple[str | None, float, float, float] = (None, 0.0, 1.0, 0.0)
     for kind, pattern in _WAVES:
         pat = np.diff(pattern[: m + 1])
         # dy ~ a * pat + b (b: vertical drift); least squares.
@@ -141,8 +156,27 @@ def _oscillation(y: np.ndarray) -> tuple[str | None, float, float]:
             continue
         res = float(np.sum((x @ coef - dy) ** 2)) / lin
         if res < best[2]:
-            best = (kind, a, res)
+            best = (kind, a, res, float(coef[1]))
     return best
+
+
+def _turns_round_a_circle(p: np.ndarray) -> float:
+    """Angle (radians) a path turns, steadily one way, round the circle fitted to it; 0 if the
+    points do not lie on a circle (radius spread over 0.35 of the radius, or the angle
+    steps change direction)."""
+    x, y = p[:, 0], p[:, 1]
+    # Algebraic (Kasa) fit: x^2 + y^2 + D x + E y + F = 0, linear in D, E, F.
+    coef, *_ = np.linalg.lstsq(np.stack([x, y, np.ones_like(x)], axis=1), -(x * x + y * y), rcond=None)
+    cx, cy = -coef[0] / 2.0, -coef[1] / 2.0
+    radius = math.sqrt(max(cx * cx + cy * cy - coef[2], 0.0))
+    rad = np.hypot(x - cx, y - cy)
+    if radius <= 0.0 or float(np.std(rad)) > 0.35 * radius:
+        return 0.0
+    steps = np.diff(np.unwrap(np.arctan2(y - cy, x - cx)))
+    total = float(steps.sum())
+    if np.mean(np.sign(steps) == np.sign(total)) < 0.85:
+        return 0.0
+    return abs(total)
 
 
 def motion_details(centroids: np.ndarray, canvas: float = 32.0) -> tuple[str, str | None, float]:
@@ -168,12 +202,19 @@ def motion_details(centroids: np.ndarray, canvas: float = 32.0) -> tuple[str, st
         wind = abs(float(ang[-1] - ang[0]))
         if wind > 1.2 * math.pi and netlen < 0.6 * spread:
             return "circle", None, float(min(1.0, wind / (1.75 * math.pi)))
+    # ... or goes round a fitted centre at another pace: more than one turn does not close
+    # where it started, and the mean of such a path is no longer the circle's centre.
+    wind = _turns_round_a_circle(p)
+    if wind > 1.2 * math.pi:
+        return "circle", None, float(min(1.0, wind / (1.75 * math.pi)))
 
     # Bounce / zigzag: steady horizontal drift with a periodic vertical wave.
     dx = np.diff(p[:, 0])
     if abs(net[0]) >= 4.0 * s and np.mean(np.sign(dx) == np.sign(net[0])) >= 0.7:
-        kind, amp, res = _oscillation(p[:, 1])
-        if kind is not None and res < 0.35 and amp >= 1.5 * s:
+        kind, amp, res, drift = _oscillation(p[:, 1])
+        # The world's hops and zigzags drift sideways only: a wave on a diagonal is a line.
+        sideways = abs(drift) < 0.3 * abs(float(dx.mean()))
+        if kind is not None and res < 0.35 and amp >= 1.5 * s and sideways:
             direction = "left" if net[0] < 0 else "right"
             return kind, direction, float(1.0 - res)
 
@@ -189,10 +230,11 @@ def motion_class(centroids: np.ndarray, canvas: float = 32.0) -> str:
     """Motion class name (one of `MOTIONS`) of a (F, 2) centroid path; NaN rows are skipped.
 
     Rules, in order: "stay" if the path spans < 3 px; "circle" if it winds > 216 degrees around
-    its mean and nearly closes; "bounce"/"zigzag" if it drifts horizontally while its vertical
-    steps fit the bounce (|sin|, period 3) or zigzag (triangle, period 4) wave; else the
-    nearest of 8 directions of the net displacement. Thresholds scale with ``canvas / 32``.
-    Exact on the world's trajectories for 6 or more frames; with fewer, bounce and zigzag
+    its mean and nearly closes, or turns steadily that far round a circle fitted to it;
+    "bounce"/"zigzag" if it drifts horizontally, not vertically, while its vertical steps fit
+    the bounce (|sin|, period 3) or zigzag (triangle, period 4) wave at some quarter-frame
+    phase; else the nearest of 8 directions of the net displacement. Thresholds scale with
+    ``canvas / 32``. Exact on the world's trajectories for 6 or more frames; with fewer, bounce and zigzag
     cannot be told apart reliably.
     """
     return motion_details(centroids, canvas)[0]
@@ -355,8 +397,7 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
         if int((counts >= min_area).sum()) < min_frames:
             continue
         soft_k = np.where(best == k, alpha[..., k], 0.0).astype(np.float32)
-        # Blobs per frame: (area, cx, cy, scores dict)
-        blobs: list[list[tuple[float, float, float, dict[str, tuple[float, float]]]]] = []
+        blobs: list[list[tuple]] = []  # per frame: `_blob` tuples, largest first
         for t in range(f):
             found = []
             if counts[t] >= min_area:
@@ -367,16 +408,9 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
                         continue
                     region = cv2.dilate((lab == c).astype(np.uint8), kernel) > 0
                     wmap = np.where(region, soft_k[t], 0.0).astype(np.float32)
-                    area = float(wmap.sum())
-                    if area < min_area:
+                    if float(wmap.sum()) < min_area:
                         continue
-                    ys, xs = np.nonzero(wmap)
-                    ws = wmap[ys, xs]
-                    cx = float((ws * (xs + 0.5)).sum() / area)
-                    cy = float((ws * (ys + 0.5)).sum() / area)
-                    padded = np.zeros((h + 2 * pad, w + 2 * pad), np.float32)
-                    padded[pad:pad + h, pad:pad + w] = wmap
-                    found.append((area, cx, cy, _shape_scores(padded, pad, area, cx, cy)))
+                    found.append(_blob(wmap, pad))
             found.sort(key=lambda b: -b[0])
             blobs.append(found)
         nonzero = [len(b) for b in blobs if b]
@@ -388,8 +422,119 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
             tr = _make_track(per_frame, cname, f, min(h, w), min_frames)
             if tr is not None:
                 tracks.append(tr)
+    def regrow(t: int, colours: set[str], xy: tuple[float, float]) -> tuple | None:
+        ks = [names.index(c) for c in colours]
+        m = (fg[t] & np.isin(best[t], ks)).astype(np.uint8)
+        nlab, lab, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
+        # The components near xy: a sprite's colour parts can be split by a fringe pixel.
+        near = [c for c in range(1, nlab)
+                if math.hypot(cents[c][0] + 0.5 - xy[0], cents[c][1] + 0.5 - xy[1])
+                < math.sqrt(stats[c, cv2.CC_STAT_AREA] / math.pi) + 2.0]
+        if not near:
+            return None
+        region = cv2.dilate(np.isin(lab, near).astype(np.uint8), kernel) > 0
+        wmap = np.where(region & np.isin(best[t], ks), a_best[t], 0.0).astype(np.float32)
+        return _blob(wmap, pad) if float(wmap.sum()) >= min_area else None
+
+    tracks = _merge_split_colours(tracks, regrow, min(h, w), min_frames, pad)
     return Analysis(background=bg_name, characters=tracks,
                     background_rgb=tuple(float(v) for v in bg_rgb))
+
+
+def _blob(wmap: np.ndarray, pad: int) -> tuple:
+    """(area, cx, cy, shape scores, alpha map) of one blob's soft alpha map (H, W)."""
+    area = float(wmap.sum())
+    ys, xs = np.nonzero(wmap)
+    ws = wmap[ys, xs]
+    cx = float((ws * (xs + 0.5)).sum() / area)
+    cy = float((ws * (ys + 0.5)).sum() / area)
+    h, w = wmap.shape
+    padded = np.zeros((h + 2 * pad, w + 2 * pad), np.float32)
+    padded[pad:pad + h, pad:pad + w] = wmap
+    return (area, cx, cy, _shape_scores(padded, pad, area, cx, cy), wmap)
+
+
+def _best_score(blob: tuple) -> float:
+    return min(v[0] for v in blob[3].values())
+
+
+def _radius(blob: tuple) -> float:
+    return math.sqrt(blob[0] / math.pi)
+
+
+_OVERLAP = 1.0  # centroid distance / sum of radii below which two blobs may be one
+
+
+def _one_sprite(a: Track, b: Track, pad: int) -> bool:
+    """True if tracks ``a`` and ``b`` (per-frame blobs of two colours) are one sprite.
+
+    One sprite split by colour: where both are seen, the parts are close (centroids nearer
+    than the sum of their radii in most frames) and their union fits a shape template better
+    than the parts fit theirs (area-weighted). The fit is what tells a split sprite (two
+    halves of a triangle: centroids 0.94 radii apart, union 0.25 from a template, parts 0.47)
+    from two sprites that touch (each fits, the pair does not; 200 of 200 touching pairs
+    through the model's codec stay two, `benchmarks/touching_sprites.py`). Where only one is
+    seen at a time, each hand-over lands within the sum of radii.
+    """
+    both = [t for t, (x, y) in enumerate(zip(a.blobs, b.blobs)) if x is not None and y is not None]
+    if both:
+        q = [math.hypot(a.blobs[t][1] - b.blobs[t][1], a.blobs[t][2] - b.blobs[t][2])
+             / (_radius(a.blobs[t]) + _radius(b.blobs[t])) for t in both]
+        if float(np.median(q)) >= _OVERLAP:
+            return False
+        union_fit = parts_fit = 0.0
+        for t in both:
+            x, y = a.blobs[t], b.blobs[t]
+            union_fit += _best_score(_blob(np.minimum(x[4] + y[4], 1.0), pad))
+            parts_fit += (_best_score(x) * x[0] + _best_score(y) * y[0]) / (x[0] + y[0])
+        return union_fit < parts_fit
+    seen = [(t, x is not None) for t, (x, y) in enumerate(zip(a.blobs, b.blobs)) if x is not None or y is not None]
+    handovers = 0
+    for (t0, in_a0), (t1, in_a1) in zip(seen, seen[1:]):
+        if in_a0 == in_a1:
+            continue
+        p = a.blobs[t0] if in_a0 else b.blobs[t0]
+        r = a.blobs[t1] if in_a1 else b.blobs[t1]
+        if math.hypot(p[1] - r[1], p[2] - r[2]) >= _radius(p) + _radius(r):
+            return False
+        handovers += 1
+    return handovers > 0
+
+
+def _merge_split_colours(tracks: list[Track], regrow, canvas: int, min_frames: int, pad: int) -> list[Track]:
+    """Merge tracks of different colours that are one sprite (step 6 of the module docstring).
+
+    ``regrow(t, colours, (x, y))`` returns the blob of frame ``t`` drawn in any of ``colours``
+    around (x, y), or None: the merged track's blobs are re-read from the frame, so the part a
+    frame drew too small to count on its own (< ``min_area``) is not lost from its centroid.
+    """
+    colours = [{t.colour} for t in tracks]
+    merged = True
+    while merged:
+        merged = False
+        for i, j in itertools.combinations(range(len(tracks)), 2):
+            a, b = tracks[i], tracks[j]
+            if colours[i] & colours[j] or not _one_sprite(a, b, pad):
+                continue
+            both = colours[i] | colours[j]
+            blobs = []
+            for t, (x, y) in enumerate(zip(a.blobs, b.blobs)):
+                parts = [p for p in (x, y) if p is not None]
+                if not parts:
+                    blobs.append(None)
+                    continue
+                area = sum(p[0] for p in parts)
+                xy = (sum(p[0] * p[1] for p in parts) / area, sum(p[0] * p[2] for p in parts) / area)
+                blobs.append(regrow(t, both, xy))
+            name = a.colour if sum(x[0] for x in a.blobs if x) >= sum(x[0] for x in b.blobs if x) else b.colour
+            one = _make_track(blobs, name, len(blobs), canvas, min_frames)
+            if one is None:
+                continue
+            tracks = tracks[:i] + [one] + tracks[i + 1:j] + tracks[j + 1:]
+            colours = colours[:i] + [both] + colours[i + 1:j] + colours[j + 1:]
+            merged = True
+            break
+    return tracks
 
 
 def _drop_seams(fg: np.ndarray, best: np.ndarray) -> np.ndarray:
@@ -504,7 +649,7 @@ def _make_track(per_frame: list, colour: str, f: int, canvas: int,
     return Track(shape=shape, colour=colour, centroids=cents,
                  area=float(np.mean([b[0] for b in seen])), motion=motion,
                  confidence=conf, direction=direction, size=float(np.mean(sizes)),
-                 shape_scores=totals)
+                 shape_scores=totals, blobs=per_frame)
 
 
 __all__ = ["Analysis", "Track", "analyse", "match_characters", "motion_class", "motion_details"]
