@@ -488,7 +488,8 @@ def _one_sprite(a: Track, b: Track, pad: int) -> bool:
             union_fit += _best_score(_blob(np.minimum(x[4] + y[4], 1.0), pad))
             parts_fit += (_best_score(x) * x[0] + _best_score(y) * y[0]) / (x[0] + y[0])
         return union_fit < parts_fit
-    seen = [(t, x is not None) for t, (x, y) in enumerate(zip(a.blobs, b.blobs)) if x is not None or y is not None]
+    seen = [(t, x is not None) for t, (x, y) in enumerate(zip(a.blobs, b.blobs))
+            if x is not None or y is not None]
     handovers = 0
     for (t0, in_a0), (t1, in_a1) in zip(seen, seen[1:]):
         if in_a0 == in_a1:
@@ -526,7 +527,8 @@ def _merge_split_colours(tracks: list[Track], regrow, canvas: int, min_frames: i
                 area = sum(p[0] for p in parts)
                 xy = (sum(p[0] * p[1] for p in parts) / area, sum(p[0] * p[2] for p in parts) / area)
                 blobs.append(regrow(t, both, xy))
-            name = a.colour if sum(x[0] for x in a.blobs if x) >= sum(x[0] for x in b.blobs if x) else b.colour
+            area_a, area_b = (sum(x[0] for x in tr.blobs if x is not None) for tr in (a, b))
+            name = a.colour if area_a >= area_b else b.colour
             one = _make_track(blobs, name, len(blobs), canvas, min_frames)
             if one is None:
                 continue
