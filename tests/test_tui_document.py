@@ -356,6 +356,24 @@ def test_comment_between_shots_survives_structural_edits(tmp_path, fmt):
     assert doc.shot_count() == 3
 
 
+def test_section_comment_after_a_block_list_is_not_copied(tmp_path):
+    # In YAML the "# Act 2" after a shot whose last field is a block list hangs on the list's
+    # last item, not on the shot: duplicating the shot used to copy it.
+    text = ("characters:\n  hero: {prompt: a red circle}\n  foe: {prompt: a blue square}\n"
+            "shots:\n  - id: a\n    prompt: a red circle moves left\n    characters:\n"
+            "      - hero\n      - foe\n\n  # Act 2\n  - id: b\n    prompt: a red circle bounces\n")
+    path = tmp_path / "film.yaml"
+    path.write_text(text)
+    doc = StoryDocument.open(path)
+    for edit in (lambda: doc.duplicate_shot(0), lambda: doc.add_shot(0), lambda: doc.delete_shot(1),
+                 lambda: doc.set_shot_field(0, "seed", 7)):
+        edit()
+        out = doc.to_text()
+        assert out.count("# Act 2") == 1 and out.index("# Act 2") < out.index("id: b"), out
+        assert doc.validate() == []
+    assert doc.shot_ids()[-1] == "b"
+
+
 @pytest.mark.parametrize("fmt", ["toml", "yaml"])
 def test_deleting_the_shot_before_a_section_comment_keeps_the_comment(tmp_path, fmt):
     if fmt == "toml":

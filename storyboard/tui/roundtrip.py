@@ -369,20 +369,25 @@ class _YamlBackend(_Backend):
 
     # A blank line after a YAML value is a comment token attached to the key before it; keep
     # such blank lines at the end of a mapping when keys are added to or removed from it.
-    def _last(self, mapping: Any) -> tuple[Any, Any]:
-        from ruamel.yaml.comments import CommentedMap
+    def _last(self, mapping: Any) -> tuple[Any, Any, int]:
+        """Where the text after a mapping's last value is kept: (owner, key, slot) such that
+        ``owner.ca.items[key][slot]`` holds it (slot 2 after a mapping's value, 0 after a block
+        list's item), or (None, None, 0) when there is no such place."""
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-        while isinstance(mapping, CommentedMap) and len(mapping):
-            key = list(mapping.keys())[-1]
+        while isinstance(mapping, (CommentedMap, CommentedSeq)) and len(mapping):
+            if isinstance(mapping, CommentedSeq):
+                key, slot = len(mapping) - 1, 0
+            else:
+                key, slot = list(mapping.keys())[-1], 2
             value = mapping[key]
-            if isinstance(value, CommentedMap) and len(value) and not value.fa.flow_style():
-                mapping = value
+            if isinstance(value, (list, dict)) and not isinstance(value, (CommentedMap, CommentedSeq)):
+                return None, None, 0  # a new plain value: ruamel places its comments itself
+            if isinstance(value, (CommentedMap, CommentedSeq)) and len(value) and not value.fa.flow_style():
+                mapping = value  # a block table or list: the text follows its own last value
                 continue
-            if isinstance(value, (list, dict)) and not getattr(value, "fa", None) \
-                    or (hasattr(value, "fa") and not value.fa.flow_style() and len(value)):
-                return None, None  # a block list: its comments live elsewhere; leave them
-            return mapping, key
-        return None, None
+            return mapping, key, slot
+        return None, None, 0
 
     def _take_tail(self, mapping: Any) -> str:
         """Remove and return what follows a mapping's last value from its first blank line on.
@@ -391,21 +396,21 @@ class _YamlBackend(_Backend):
         comes next (`# Keeps recurring characters...` above `consistency:`), so they stay last.
         The result starts with the blank line ("\n...") or is "" when there is none.
         """
-        owner, key = self._last(mapping)
+        owner, key, pos = self._last(mapping)
         if owner is None:
             return ""
         slot = owner.ca.items.get(key)
-        if not slot or len(slot) < 3 or slot[2] is None:
+        if not slot or len(slot) <= pos or slot[pos] is None:
             return ""
-        value = slot[2].value
+        value = slot[pos].value
         cut = value.find("\n\n")
         if cut < 0:
             return ""
         keep, tail = value[:cut + 1], value[cut + 1:]
         if keep.strip():
-            slot[2].value = keep
+            slot[pos].value = keep
         else:
-            slot[2] = None
+            slot[pos] = None
         return tail
 
     def _put_tail(self, mapping: Any, tail: str) -> None:
@@ -415,14 +420,14 @@ class _YamlBackend(_Backend):
 
         if not tail:
             return
-        owner, key = self._last(mapping)
+        owner, key, pos = self._last(mapping)
         if owner is None:
             return
         slot = owner.ca.items.setdefault(key, [None, None, None, None])
-        if slot[2] is None:
-            slot[2] = CommentToken("\n" + tail, CommentMark(0), None)
+        if slot[pos] is None:
+            slot[pos] = CommentToken("\n" + tail, CommentMark(0), None)
         else:
-            slot[2].value = slot[2].value.rstrip("\n") + "\n" + tail
+            slot[pos].value = slot[pos].value.rstrip("\n") + "\n" + tail
 
     def set_key(self, mapping: MutableMapping, key: str, value: Any) -> None:
         if key in mapping:
