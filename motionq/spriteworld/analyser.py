@@ -422,6 +422,7 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
             tr = _make_track(per_frame, cname, f, min(h, w), min_frames)
             if tr is not None:
                 tracks.append(tr)
+
     def regrow(t: int, colours: set[str], xy: tuple[float, float]) -> tuple | None:
         ks = [names.index(c) for c in colours]
         m = (fg[t] & np.isin(best[t], ks)).astype(np.uint8)
