@@ -17,15 +17,17 @@ to be exact on ground-truth renders. Pipeline per clip:
    size implied by the blob's area and at its centroid, sharp and slightly blurred; scores
    are summed over frames.
 5. Motion: `motion_class` on the centroid path.
-   Bounce and zigzag waves are matched at any quarter-frame phase (a model draws a hop between
+   Bounce and zigzag waves are matched at any half-frame phase (a model draws a hop between
    the world's whole-frame samples) and only on paths without vertical drift; a path that
    turns steadily round a fitted circle more than 0.6 times is a circle even when it does not
    close (a model's circle can run fast or slow).
 6. One sprite in two colours is one character: a model can shade a sprite from one palette
    colour to a neighbouring one (yellow-green) or let it drift along the clip, and step 3 then
-   finds it twice. Tracks of two colours that sit on one spot, or hand over from one frame to
-   the next, and whose union fits one sprite better than the parts fit theirs, are merged and
-   re-read from the frames; the colour covering more area names it (`_merge_split_colours`).
+   finds it twice. Tracks of two neighbouring colours that sit on one spot, or hand over from
+   one frame to the next, and whose union fits one sprite better than the parts fit theirs,
+   are merged and re-read from the frames; the colour covering more area names it
+   (`_merge_split_colours`). Known limit: two sprites of neighbouring colours that overlap by
+   more than half their size can read as one (the world never overlaps them).
 """
 
 from __future__ import annotations
@@ -117,7 +119,7 @@ def _fill_nans(p: np.ndarray) -> np.ndarray | None:
     return np.stack([np.interp(t, t[ok], p[ok, k]) for k in range(2)], axis=1)
 
 
-_PHASE_STEP = 0.25
+_PHASE_STEP = 0.5
 
 
 def _wave_patterns() -> list[tuple[str, np.ndarray]]:
@@ -146,6 +148,7 @@ def _oscillation(y: np.ndarray) -> tuple[str | None, float, float, float]:
     if m < 3 or lin <= 1e-9:
         return None, 0.0, 1.0, 0.0
     best: tuple[str | None, float, float, float] = (None, 0.0, 1.0, 0.0)
+    reference = {kind: float(np.ptp(pattern[: m + 1])) for kind, pattern in _WAVES[::-1]}  # phase 0 wins
     for kind, pattern in _WAVES:
         pat = np.diff(pattern[: m + 1])
         # dy ~ a * pat + b (b: vertical drift); least squares.
@@ -156,7 +159,11 @@ def _oscillation(y: np.ndarray) -> tuple[str | None, float, float, float]:
             continue
         res = float(np.sum((x @ coef - dy) ** 2)) / lin
         if res < best[2]:
-            best = (kind, a, res, float(coef[1]))
+            # Amplitude in the units of the whole-frame template: an off-phase sample of the
+            # wave swings less (a one-frame hop reaches half the flat top's height), so its fit
+            # coefficient alone would let a wobble half as tall pass for a hop.
+            amp = a * float(np.ptp(pattern[: m + 1])) / max(reference[kind], 1e-9)
+            best = (kind, amp, res, float(coef[1]))
     return best
 
 
@@ -204,7 +211,9 @@ def motion_details(centroids: np.ndarray, canvas: float = 32.0) -> tuple[str, st
             return "circle", None, float(min(1.0, wind / (1.75 * math.pi)))
     # ... or goes round a fitted centre at another pace: more than one turn does not close
     # where it started, and the mean of such a path is no longer the circle's centre.
-    wind = _turns_round_a_circle(p)
+    # Any three points lie on a circle: the fit needs the frames the docstring promises.
+    known = int(np.isfinite(np.asarray(centroids, dtype=np.float64)).all(axis=1).sum())
+    wind = _turns_round_a_circle(p) if known >= 6 else 0.0
     if wind > 1.2 * math.pi:
         return "circle", None, float(min(1.0, wind / (1.75 * math.pi)))
 
@@ -232,10 +241,10 @@ def motion_class(centroids: np.ndarray, canvas: float = 32.0) -> str:
     Rules, in order: "stay" if the path spans < 3 px; "circle" if it winds > 216 degrees around
     its mean and nearly closes, or turns steadily that far round a circle fitted to it;
     "bounce"/"zigzag" if it drifts horizontally, not vertically, while its vertical steps fit
-    the bounce (|sin|, period 3) or zigzag (triangle, period 4) wave at some quarter-frame
+    the bounce (|sin|, period 3) or zigzag (triangle, period 4) wave at some half-frame
     phase; else the nearest of 8 directions of the net displacement. Thresholds scale with
-    ``canvas / 32``. Exact on the world's trajectories for 6 or more frames; with fewer, bounce and zigzag
-    cannot be told apart reliably.
+    ``canvas / 32``. Exact on the world's trajectories for 6 or more frames; with fewer, bounce
+    and zigzag cannot be told apart reliably.
     """
     return motion_details(centroids, canvas)[0]
 
@@ -423,18 +432,14 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
             if tr is not None:
                 tracks.append(tr)
 
-    def regrow(t: int, colours: set[str], xy: tuple[float, float]) -> tuple | None:
-        ks = [names.index(c) for c in colours]
-        m = (fg[t] & np.isin(best[t], ks)).astype(np.uint8)
-        nlab, lab, stats, cents = cv2.connectedComponentsWithStats(m, connectivity=8)
-        # The components near xy: a sprite's colour parts can be split by a fringe pixel.
-        near = [c for c in range(1, nlab)
-                if math.hypot(cents[c][0] + 0.5 - xy[0], cents[c][1] + 0.5 - xy[1])
-                < math.sqrt(stats[c, cv2.CC_STAT_AREA] / math.pi) + 2.0]
-        if not near:
-            return None
-        region = cv2.dilate(np.isin(lab, near).astype(np.uint8), kernel) > 0
-        wmap = np.where(region & np.isin(best[t], ks), a_best[t], 0.0).astype(np.float32)
+    def regrow(t: int, colours: set[str], support: np.ndarray, others: np.ndarray) -> tuple | None:
+        # Foreground of the merged colours within 2 px of the parts found (``support``): that
+        # takes in a part too small to count alone; pixels of other tracks' blobs (``others``)
+        # stay theirs, so a sprite the parts touch is not swallowed.
+        ks = np.isin(best[t], [names.index(c) for c in colours]) & ~others
+        core = fg[t] & ks & (cv2.dilate(support.astype(np.uint8), kernel) > 0)
+        region = cv2.dilate(core.astype(np.uint8), kernel) > 0
+        wmap = np.where(region & ks, a_best[t], 0.0).astype(np.float32)
         return _blob(wmap, pad) if float(wmap.sum()) >= min_area else None
 
     tracks = _merge_split_colours(tracks, regrow, min(h, w), min_frames, pad)
@@ -464,6 +469,24 @@ def _radius(blob: tuple) -> float:
 
 
 _OVERLAP = 1.0  # centroid distance / sum of radii below which two blobs may be one
+
+
+def _neighbour_colours() -> frozenset[frozenset[str]]:
+    """Pairs of palette colours a sprite can be shaded between and still read as one of the
+    two: every blend on the RGB segment between them is nearest to one of them. (Red and blue
+    blend through purple, so a red-blue sprite reads purple, not as two parts; and a small red
+    sprite drawn on a green one is two characters, never one.)"""
+    rgb = {k: np.asarray(v, np.float64) for k, v in COLOUR_RGB.items()}
+    pairs = set()
+    for a, b in itertools.combinations(rgb, 2):
+        blends = (1 - np.linspace(0, 1, 65))[:, None] * rgb[a] + np.linspace(0, 1, 65)[:, None] * rgb[b]
+        nearest = {min(rgb, key=lambda k: float(np.sum((rgb[k] - x) ** 2))) for x in blends}
+        if nearest <= {a, b}:
+            pairs.add(frozenset((a, b)))
+    return frozenset(pairs)
+
+
+_NEIGHBOURS = _neighbour_colours()
 
 
 def _one_sprite(a: Track, b: Track, pad: int) -> bool:
@@ -506,9 +529,11 @@ def _one_sprite(a: Track, b: Track, pad: int) -> bool:
 def _merge_split_colours(tracks: list[Track], regrow, canvas: int, min_frames: int, pad: int) -> list[Track]:
     """Merge tracks of different colours that are one sprite (step 6 of the module docstring).
 
-    ``regrow(t, colours, (x, y))`` returns the blob of frame ``t`` drawn in any of ``colours``
-    around (x, y), or None: the merged track's blobs are re-read from the frame, so the part a
-    frame drew too small to count on its own (< ``min_area``) is not lost from its centroid.
+    ``regrow(t, colours, support, others)`` returns the blob of frame ``t`` drawn in any of
+    ``colours`` around the pixels ``support`` (the parts found) and outside ``others`` (the
+    other tracks' blobs), or None: the merged track's blobs are re-read from the frame, so a
+    part drawn too small to count on its own (< ``min_area``) is not lost from the centroid.
+    Only `_NEIGHBOURS` colours merge.
     """
     colours = [{t.colour} for t in tracks]
     merged = True
@@ -516,7 +541,10 @@ def _merge_split_colours(tracks: list[Track], regrow, canvas: int, min_frames: i
         merged = False
         for i, j in itertools.combinations(range(len(tracks)), 2):
             a, b = tracks[i], tracks[j]
-            if colours[i] & colours[j] or not _one_sprite(a, b, pad):
+            if colours[i] & colours[j] or not any(frozenset((x, y)) in _NEIGHBOURS
+                                                  for x in colours[i] for y in colours[j]):
+                continue
+            if not _one_sprite(a, b, pad):
                 continue
             both = colours[i] | colours[j]
             blobs = []
@@ -525,9 +553,10 @@ def _merge_split_colours(tracks: list[Track], regrow, canvas: int, min_frames: i
                 if not parts:
                     blobs.append(None)
                     continue
-                area = sum(p[0] for p in parts)
-                xy = (sum(p[0] * p[1] for p in parts) / area, sum(p[0] * p[2] for p in parts) / area)
-                blobs.append(regrow(t, both, xy))
+                others = [tr.blobs[t][4] for k, tr in enumerate(tracks)
+                          if k not in (i, j) and tr.blobs is not None and tr.blobs[t] is not None]
+                blobs.append(regrow(t, both, sum(p[4] for p in parts) > 0, sum(others) > 0 if others
+                                    else np.zeros(parts[0][4].shape, bool)))
             area_a, area_b = (sum(x[0] for x in tr.blobs if x is not None) for tr in (a, b))
             name = a.colour if area_a >= area_b else b.colour
             one = _make_track(blobs, name, len(blobs), canvas, min_frames)
