@@ -74,7 +74,8 @@ class Track:
     direction: str | None = None
     size: float = 0.0
     shape_scores: dict[str, float] = field(default_factory=dict)
-    # Per-frame blobs (area, cx, cy, shape scores, alpha map) or None; kept to merge tracks.
+    # Per-frame blobs (area, cx, cy, shape scores, alpha map) or None, used to merge tracks
+    # within `analyse`; cleared before it returns (a full-frame map per frame adds up).
     blobs: list | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -443,6 +444,8 @@ def analyse(frames: np.ndarray, colours: tuple[str, ...] | None = None,
         return _blob(wmap, pad) if float(wmap.sum()) >= min_area else None
 
     tracks = _merge_split_colours(tracks, regrow, min(h, w), min_frames, pad)
+    for tr in tracks:
+        tr.blobs = None
     return Analysis(background=bg_name, characters=tracks,
                     background_rgb=tuple(float(v) for v in bg_rgb))
 
