@@ -85,14 +85,14 @@ def analyser_at(revision: str):
     """The analyser module as it was at a git revision (imported from a temporary file)."""
     source = subprocess.run(["git", "show", f"{revision}:motionq/spriteworld/analyser.py"], cwd=ROOT,
                             check=True, capture_output=True, text=True).stdout
-    folder = Path(tempfile.mkdtemp())
-    path = folder / f"analyser_{revision}.py"
-    path.write_text(source)
     name = f"analyser_{revision}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
+    with tempfile.TemporaryDirectory() as folder:  # the module is compiled on import: drop the file after
+        path = Path(folder) / f"{name}.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(module)
     return module
 
 
