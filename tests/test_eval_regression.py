@@ -295,6 +295,52 @@ def test_dmt_inversion_starts_from_the_sources_layout(tiny_backbone):
     assert [k for k, _, _ in info.losses] == [0, 1]
 
 
+def test_dmt_restart_sampling_takes_every_step_but_the_last_twice(tiny_backbone):
+    from motionq.evaluation.dmt import DMTConfig, dmt_transfer
+    from motionq.evaluation.transfer import sprite_sources
+
+    src = sprite_sources(9, 32, 32)[0]
+    kw = dict(num_frames=9, height=32, width=32, steps=3, guidance=4.0, seed=5,
+              max_sequence_length=tiny_backbone.max_sequence_length)
+    tr = tiny_backbone.pipe.transformer
+    calls = []
+    handle = tr.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        plain, _ = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle", config=DMTConfig(iterations=0), **kw)
+        n_plain = len(calls)
+        calls.clear()
+        again, info = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                                   config=DMTConfig(iterations=0, restart=True), **kw)
+        n_restart = len(calls)
+    finally:
+        handle.remove()
+    assert n_plain == 3 * 2  # 3 steps, conditional + unconditional pass
+    assert n_restart == n_plain + 2 * 2  # steps 0 and 1 taken again, guided; not the last
+    assert info.seconds_restarting > 0 and not np.array_equal(again, plain)
+    same, _ = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                           config=DMTConfig(iterations=0, restart=True), **kw)
+    np.testing.assert_array_equal(same, again)  # seeded restart noise: deterministic
+    assert DMTConfig(iterations=10, inversion=True, restart=True).label == "dmt-10x0.4+inv+rs"
+
+
+def test_renoise_moves_a_latent_up_to_the_higher_noise_level():
+    import torch
+
+    from motionq.evaluation.dmt import renoise
+
+    g = torch.Generator().manual_seed(0)
+    eps = torch.randn(200_000, generator=g)
+    x0 = torch.full_like(eps, 0.8)
+    x = (1 - 0.3) * x0 + 0.3 * eps  # on the path at sigma 0.3
+    up = renoise(x, 0.3, 0.7, torch.Generator().manual_seed(1))
+    # x at sigma 0.7: mean (1 - 0.7) * x0, noise std 0.7
+    assert float(up.mean()) == pytest.approx(0.3 * 0.8, abs=0.01)
+    assert float(up.std()) == pytest.approx(0.7, abs=0.01)
+    torch.testing.assert_close(renoise(x, 0.3, 0.3, torch.Generator().manual_seed(1)), x)  # no move
+    with pytest.raises(ValueError):
+        renoise(x, 0.7, 0.3, g)
+
+
 def test_invert_path_integrates_the_velocity_up_the_schedule():
     import torch
 
@@ -349,15 +395,18 @@ def test_smm_loss_is_zero_for_the_same_motion():
 def dmt_small(tiny_backbone):
     from motionq.evaluation.dmt import DMTSettings, run_dmt
 
-    return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), inversion_budgets=(1,), steps=2))
+    return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), inversion_budgets=(1,), recipe_budgets=(1,),
+                                              steps=2))
 
 
 def test_dmt_comparison_machinery(dmt_small):
     res = dmt_small
-    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4", "dmt-1x0.4+inv"]
-    assert len(res["records"]) == 5
+    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4", "dmt-1x0.4+inv", "dmt-1x0.4+inv+rs"]
+    assert len(res["records"]) == 6
     inv = [r for r in res["records"] if r["method"] == "dmt-1x0.4+inv"][0]
-    assert inv["seconds_inverting"] > 0
+    assert inv["seconds_inverting"] > 0 and inv["seconds_restarting"] == 0
+    recipe = [r for r in res["records"] if r["method"] == "dmt-1x0.4+inv+rs"][0]
+    assert recipe["seconds_inverting"] > 0 and recipe["seconds_restarting"] > 0
     c = res["cost"]
     assert c["dmt"].startswith("dmt-") and c["ratio"] > 0 and isinstance(c["reached"], bool)
     json.dumps(res)
@@ -379,6 +428,7 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
+    assert "Against DMT's published recipe at these steps (`dmt-1x0.4+inv+rs`" in md
     motion_part = md.split("## Motion transfer when the prompt names the motion too")[1].split("\n## ")[0]
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
     assert "| real |" in motion_part

@@ -22,8 +22,7 @@ The recipe, kept simple and written down:
    latent is DMT's "high-frequency replacement": the inverted sigma = 1 latent's low spatial
    frequencies (down- and up-sampled by ``downsample`` per frame) plus the seeded noise's high
    ones, so the layout of the source's frames seeds the generation. The inversion is billed
-   to the baseline's time. (DMT's restart sampling, a second denoising pass per step, is left
-   out.)
+   to the baseline's time.
 4. Guidance. For each of the first `round(fraction * steps)` sampling steps, before the
    step's forward passes, the latent x_t is optimised with `iterations` Adam steps (lr
    decaying linearly from `lr[0]` to `lr[1]` over the guided steps) on the loss, with the
@@ -31,8 +30,13 @@ The recipe, kept simple and written down:
    is optimised before the pipeline starts (its `latents` argument), later steps in the
    pipeline's `callback_on_step_end` of the step before. A step at sigma = 1 (pure noise) is
    skipped: there the noised source equals the target's starting noise and the loss is 0.
+5. Restart sampling (``restart``, on in DMT's published configuration): after every step but
+   the last, the step is undone by re-noising the latent back to the step's own noise level
+   (fresh seeded noise, so x keeps the marginal of that level) and taken again: a second
+   guided forward pair per step. DMT does this with DDPM's forward step; for the flow-matching
+   path x_s = (1 - s) x0 + s eps the same move from s_lo up to s_hi is `renoise`.
 
-With iterations = 0 this is exactly a plain `WanPipeline` generation (tested).
+With iterations = 0 and no restart this is exactly a plain `WanPipeline` generation (tested).
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["DMTConfig", "DMTInfo", "FeatureTap", "dmt_transfer", "run_dmt", "smm", "smm_loss"]
+__all__ = ["DMTConfig", "DMTInfo", "FeatureTap", "dmt_transfer", "renoise", "run_dmt", "smm", "smm_loss"]
 
 
 @dataclass(frozen=True)
@@ -59,10 +63,12 @@ class DMTConfig:
     block: int | None = None  # None: the middle block, num_layers // 2
     inversion: bool = False  # source features from the ODE-inverted path; DMT's start latent
     downsample: int = 4  # DMT's low-pass factor for that start latent
+    restart: bool = False  # DMT's restart sampling: every step undone and taken again
 
     @property
     def label(self) -> str:
-        return f"dmt-{self.iterations}x{self.fraction:g}" + ("+inv" if self.inversion else "")
+        return (f"dmt-{self.iterations}x{self.fraction:g}" + ("+inv" if self.inversion else "")
+                + ("+rs" if self.restart else ""))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,6 +83,7 @@ class DMTInfo:
     seconds: float = 0.0
     seconds_optimising: float = 0.0
     seconds_inverting: float = 0.0
+    seconds_restarting: float = 0.0
     losses: list[tuple[int, float, float]] = field(default_factory=list)  # (step, first, last)
 
 
@@ -152,6 +159,20 @@ def keep_low_frequencies(latent: torch.Tensor, noise: torch.Tensor, factor: int)
         return up.reshape(b, f, c, h, w).permute(0, 2, 1, 3, 4)
 
     return low(latent) + (noise - low(noise))
+
+
+def renoise(x: torch.Tensor, s_lo: float, s_hi: float, generator: torch.Generator) -> torch.Tensor:
+    """Move a flow-matching latent from noise level `s_lo` up to `s_hi` >= s_lo with fresh noise:
+    if x = (1 - s_lo) x0 + s_lo eps, the result is (1 - s_hi) x0 + s_hi eps' in distribution
+    (DMT's `undo_step`, which does this with DDPM's forward step)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    if not 0.0 <= s_lo <= s_hi < 1.0 + 1e-6:
+        raise ValueError(f"need 0 <= s_lo <= s_hi <= 1, got {s_lo}, {s_hi}")
+    a = (1.0 - s_hi) / (1.0 - s_lo)
+    b = max(s_hi ** 2 - (a * s_lo) ** 2, 0.0) ** 0.5
+    eps = randn_tensor(tuple(x.shape), generator=generator, device=x.device, dtype=torch.float32)
+    return (a * x.float() + b * eps).to(x.dtype)
 
 
 @torch.no_grad()
@@ -261,12 +282,32 @@ def dmt_transfer(
             progress("optimise", guided.index(k) + 1, len(guided))
         return x.detach().to(latents.dtype)
 
+    restart_noise = torch.Generator().manual_seed(seed + 1)
+
+    @torch.no_grad()
+    def restart(latents: torch.Tensor, i: int) -> torch.Tensor:
+        # Undo step i (sig[i] -> sig[i + 1]) by re-noising, then take it again as the pipeline does.
+        t0 = time.perf_counter()
+        x = renoise(latents, sig[i + 1], sig[i], restart_noise)
+        timestep = torch.full((x.shape[0],), float(ts[i]), device=x.device, dtype=torch.float32)
+        xin = x.to(tr.dtype)
+        v = tr(hidden_states=xin, timestep=timestep, encoder_hidden_states=pe, return_dict=False)[0].float()
+        if guidance > 1.0:  # WanPipeline's classifier-free guidance
+            vu = tr(hidden_states=xin, timestep=timestep, encoder_hidden_states=ne, return_dict=False)[0].float()
+            v = vu + guidance * (v - vu)
+        info.seconds_restarting += time.perf_counter() - t0
+        return (x.float() + (sig[i + 1] - sig[i]) * v).to(latents.dtype)
+
     def on_step_end(_pipe, i, _t, kwargs):
         if progress:
             progress("sample", i + 1, steps)
+        latents = kwargs["latents"]
+        out: dict[str, torch.Tensor] = {}
+        if config.restart and i + 1 < steps:  # DMT: not after the last step
+            latents = out["latents"] = restart(latents, i)
         if i + 1 in guided:
-            return {"latents": optimise(kwargs["latents"], i + 1)}
-        return {}
+            out["latents"] = optimise(latents, i + 1)
+        return out
 
     for p in tr.parameters():
         p.requires_grad_(False)  # gradients w.r.t. the latent only
@@ -312,6 +353,8 @@ class DMTSettings:
     # Budgets run again with DMT's inversion and start latent (`DMTConfig.inversion`); DMT's
     # own configuration uses 10 iterations.
     inversion_budgets: tuple[int, ...] = (10,)
+    # Budgets run as DMT's published recipe: inversion, start latent and restart sampling.
+    recipe_budgets: tuple[int, ...] = (10,)
     fraction: float = 0.4
     lr: tuple[float, float] = (0.02, 0.01)
     block: int | None = None
@@ -322,6 +365,7 @@ class DMTSettings:
         d = asdict(self)
         d["budgets"] = list(self.budgets)
         d["inversion_budgets"] = list(self.inversion_budgets)
+        d["recipe_budgets"] = list(self.recipe_budgets)
         d["lr"] = list(self.lr)
         return d
 
@@ -351,8 +395,10 @@ def run_dmt(
     pairs = build_pairs(backbone, ts, clip_dir)
     common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
     configs = [DMTConfig(iterations=b, fraction=settings.fraction, lr=tuple(settings.lr), block=settings.block,
-                         inversion=inv)
-               for inv, budgets in ((False, settings.budgets), (True, settings.inversion_budgets)) for b in budgets]
+                         inversion=inv, restart=rs)
+               for inv, rs, budgets in ((False, False, settings.budgets), (True, False, settings.inversion_budgets),
+                                        (True, True, settings.recipe_budgets))
+               for b in budgets]
     methods = ["plain", f"ours-{settings.strength:g}"] + [c.label for c in configs]
     records: list[dict[str, Any]] = []
     total = len(pairs) * settings.seeds * len(methods)
@@ -378,7 +424,8 @@ def run_dmt(
                     frames, info = dmt_transfer(pipe, pair.source.frames, prompt, config=cfg, seed=seed,
                                                 max_sequence_length=backbone.max_sequence_length, **common)
                     extra = {"seconds_optimising": round(info.seconds_optimising, 4),
-                             "seconds_inverting": round(info.seconds_inverting, 4), "losses": info.losses}
+                             "seconds_inverting": round(info.seconds_inverting, 4),
+                             "seconds_restarting": round(info.seconds_restarting, 4), "losses": info.losses}
                 seconds = time.perf_counter() - t0
                 records.append({"pair": pair.name, "pair_type": pair.pair_type, "method": m, "replica": replica,
                                 "prompt": prompt, "seconds": round(seconds, 4),

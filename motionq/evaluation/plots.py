@@ -472,7 +472,9 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
         f"{st['lr'][1]}) on the space-time (SMM pairwise-difference) loss of block {doc.get('block')}; "
         f"budgets = Adam iterations per guided step"
         + ("; `+inv`: source features from its ODE inversion (billed) and DMT's start latent"
-           if st.get("inversion_budgets") else "")
+           if st.get("inversion_budgets") or st.get("recipe_budgets") else "")
+        + ("; `+rs`: DMT's restart sampling (every step but the last is undone by re-noising and taken again)"
+           if st.get("recipe_budgets") else "")
         + f". {_machine_line(doc)}.",
         "",
         "| method | fidelity | motion match | identity kept | leakage | s/clip (median) | x plain |",
@@ -487,6 +489,13 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
     verdict = ("at equal or better fidelity" if c["reached"]
                else "**no DMT budget reached our fidelity**; ratio of its best-fidelity budget")
     out += ["", f"Cost ratio {c['dmt']} / {c['ours']}: **{c['ratio']}x** ({verdict}); goal >= 10x.", ""]
+    ours = doc["methods"].get(c["ours"])
+    for m, row in doc["methods"].items():
+        if not m.endswith("+inv+rs") or not ours:
+            continue
+        ratio = row["seconds"]["median"] / ours["seconds"]["median"]
+        out += [f"Against DMT's published recipe at these steps (`{m}`: inversion, start latent, restart sampling): "
+                f"{ratio:.2f}x our time, fidelity {_cell(row['fidelity'])} against our {_cell(ours['fidelity'])}.", ""]
     png = images_dir / "dmt_cost.png"
     if plot and png.exists():
         out += [f"![cost vs fidelity]({_rel(png, report)})", ""]
