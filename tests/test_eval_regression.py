@@ -395,17 +395,19 @@ def test_smm_loss_is_zero_for_the_same_motion():
 def dmt_small(tiny_backbone):
     from motionq.evaluation.dmt import DMTSettings, run_dmt
 
+    # 3 steps x 0.67: steps 0 and 1 guided (step 0, at sigma = 1, only with inversion)
     return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), inversion_budgets=(1,), recipe_budgets=(1,),
-                                              steps=2))
+                                              steps=3, fraction=0.67))
 
 
 def test_dmt_comparison_machinery(dmt_small):
     res = dmt_small
-    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.4", "dmt-2x0.4", "dmt-1x0.4+inv", "dmt-1x0.4+inv+rs"]
+    assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.67", "dmt-2x0.67", "dmt-1x0.67+inv",
+                                    "dmt-1x0.67+inv+rs"]
     assert len(res["records"]) == 6
-    inv = [r for r in res["records"] if r["method"] == "dmt-1x0.4+inv"][0]
+    inv = [r for r in res["records"] if r["method"] == "dmt-1x0.67+inv"][0]
     assert inv["seconds_inverting"] > 0 and inv["seconds_restarting"] == 0
-    recipe = [r for r in res["records"] if r["method"] == "dmt-1x0.4+inv+rs"][0]
+    recipe = [r for r in res["records"] if r["method"] == "dmt-1x0.67+inv+rs"][0]
     assert recipe["seconds_inverting"] > 0 and recipe["seconds_restarting"] > 0
     c = res["cost"]
     assert c["dmt"].startswith("dmt-") and c["ratio"] > 0 and isinstance(c["reached"], bool)
@@ -428,7 +430,8 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
-    assert "Against DMT's published recipe at these steps (`dmt-1x0.4+inv+rs`" in md
+    assert "Against DMT's published recipe at these steps (`dmt-1x0.67+inv+rs`" in md
+    assert "One Adam iteration costs" in md and "iterations per guided step (its configuration uses 10)" in md
     motion_part = md.split("## Motion transfer when the prompt names the motion too")[1].split("\n## ")[0]
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
     assert "| real |" in motion_part
