@@ -321,6 +321,7 @@ def test_dmt_restart_sampling_takes_every_step_but_the_last_twice(tiny_backbone)
                            config=DMTConfig(iterations=0, restart=True), **kw)
     np.testing.assert_array_equal(same, again)  # seeded restart noise: deterministic
     assert DMTConfig(iterations=10, inversion=True, restart=True).label == "dmt-10x0.4+inv+rs"
+    assert DMTConfig(iterations=10, inversion=True, inversion_substeps=50, restart=True).label == "dmt-10x0.4+inv50+rs"
 
 
 def test_renoise_moves_a_latent_up_to_the_higher_noise_level():
@@ -363,6 +364,35 @@ def test_invert_path_integrates_the_velocity_up_the_schedule():
     assert tr.seen == [0.0, 250.0, 600.0]  # each step uses the velocity at the lower noise level
 
 
+def test_invert_path_substeps_follow_the_ode_more_closely():
+    import math
+
+    import torch
+
+    from motionq.evaluation.dmt import invert_path
+
+    class Proportional(torch.nn.Module):  # dx/dsigma = x: x(sigma) = x(0) * e^sigma
+        dtype = torch.float32
+
+        def forward(self, hidden_states, timestep, encoder_hidden_states, return_dict=False):
+            self.seen.append(float(timestep[0]))
+            return (hidden_states.clone(),)
+
+    tr = Proportional()
+    z0 = torch.ones(1, 1, 1, 2, 2)
+    sigmas, timesteps = [1.0, 0.5], [1000.0, 500.0]
+    errors = []
+    for sub in (1, 10):
+        tr.seen = []
+        path = invert_path(tr, z0, sigmas, timesteps, torch.zeros(1, 4, 8), substeps=sub)
+        assert len(tr.seen) == 2 * sub
+        errors.append(abs(float(path[0].mean()) - math.e))
+    assert tr.seen[:3] == pytest.approx([0.0, 50.0, 100.0])  # timesteps interpolated inside a step
+    assert errors[1] < errors[0] / 5
+    with pytest.raises(ValueError):
+        invert_path(tr, z0, sigmas, timesteps, torch.zeros(1, 4, 8), substeps=0)
+
+
 def test_keep_low_frequencies():
     import torch
 
@@ -397,17 +427,17 @@ def dmt_small(tiny_backbone):
 
     # 3 steps x 0.67: steps 0 and 1 guided (step 0, at sigma = 1, only with inversion)
     return run_dmt(tiny_backbone, DMTSettings(pairs=1, budgets=(1, 2), inversion_budgets=(1,), recipe_budgets=(1,),
-                                              steps=3, fraction=0.67))
+                                              recipe_inversion_steps=6, steps=3, fraction=0.67))
 
 
 def test_dmt_comparison_machinery(dmt_small):
     res = dmt_small
     assert list(res["methods"]) == ["plain", "ours-0.6", "dmt-1x0.67", "dmt-2x0.67", "dmt-1x0.67+inv",
-                                    "dmt-1x0.67+inv+rs"]
+                                    "dmt-1x0.67+inv2+rs"]
     assert len(res["records"]) == 6
     inv = [r for r in res["records"] if r["method"] == "dmt-1x0.67+inv"][0]
     assert inv["seconds_inverting"] > 0 and inv["seconds_restarting"] == 0
-    recipe = [r for r in res["records"] if r["method"] == "dmt-1x0.67+inv+rs"][0]
+    recipe = [r for r in res["records"] if r["method"] == "dmt-1x0.67+inv2+rs"][0]
     assert recipe["seconds_inverting"] > 0 and recipe["seconds_restarting"] > 0
     c = res["cost"]
     assert c["dmt"].startswith("dmt-") and c["ratio"] > 0 and isinstance(c["reached"], bool)
@@ -430,7 +460,7 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
-    assert "Against DMT's published recipe at these steps (`dmt-1x0.67+inv+rs`" in md
+    assert "Against DMT's published recipe at our step count (`dmt-1x0.67+inv2+rs`: source inversion in 6 Euler" in md
     assert "One Adam iteration costs" in md and "iterations per guided step (its configuration uses 10)" in md
     motion_part = md.split("## Motion transfer when the prompt names the motion too")[1].split("\n## ")[0]
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part

@@ -444,6 +444,9 @@ def dmt_cmd(
     recipe_budgets: str = typer.Option("10", "--recipe-budgets",
                                        help="Budgets run as DMT's published recipe: inversion, start latent and "
                                             "restart sampling ('' = none)."),
+    recipe_inversion_steps: int = typer.Option(999, "--recipe-inversion-steps", min=1,
+                                               help="Euler passes of the published recipe's source inversion "
+                                                    "(DMT's preprocessing: 999 DDIM steps)."),
     fraction: float = typer.Option(0.4, "--fraction", min=0.0, max=1.0, help="Share of steps optimised."),
     lr: str = typer.Option("0.02,0.01", "--lr", help="Learning rate at the first,last guided step."),
     block: Optional[int] = typer.Option(None, "--block", help="Feature block (default: the middle one)."),
@@ -471,7 +474,7 @@ def dmt_cmd(
         settings = DMTSettings(pairs=pairs, seeds=seeds, steps=steps, guidance=guidance, strength=strength,
                                budgets=_parse_ints(budgets), fraction=fraction, lr=lrs[:2], block=block,
                                inversion_budgets=_parse_ints(inversion_budgets),
-                               recipe_budgets=_parse_ints(recipe_budgets),
+                               recipe_budgets=_parse_ints(recipe_budgets), recipe_inversion_steps=recipe_inversion_steps,
                                num_frames=frames, prompt_mode=prompt_mode)
         backbone = _load_model(model, device)
         result = do_dmt(backbone, settings, out, _command_line(ctx))
@@ -603,9 +606,10 @@ def all_cmd(
             tms = TransferSettings(strengths=(0.0, 0.6), steps=steps, max_pairs=2, prompt_mode="motion")
             hts = TransferSettings(strengths=(0.6,), steps=steps, max_pairs=2, prompt_mode="motion",
                                    real=False, bench_seed=1)
-            ds = DMTSettings(pairs=2, budgets=(5,), inversion_budgets=(5,), recipe_budgets=(5,), steps=steps)
-            dms = DMTSettings(pairs=2, budgets=(5,), inversion_budgets=(5,), recipe_budgets=(5,), steps=steps,
-                              prompt_mode="motion")
+            smoke = dict(pairs=2, budgets=(5,), inversion_budgets=(5,), recipe_budgets=(5,),
+                         recipe_inversion_steps=2 * steps, steps=steps)
+            ds = DMTSettings(**smoke)
+            dms = DMTSettings(**smoke, prompt_mode="motion")
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
             ts = TransferSettings(seeds=transfer_seeds, steps=steps)

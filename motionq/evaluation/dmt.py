@@ -18,7 +18,8 @@ The recipe, kept simple and written down:
    pass without gradient.
    With ``inversion`` (DMT's own recipe, closer to the paper's baseline): the source latents
    along the sampling path come from inverting the clean source latent with the Euler ODE
-   (one unguided forward pass per step, empty prompt: a clip has no caption), and the start
+   (one unguided forward pass per step, or ``inversion_substeps``; empty prompt: a clip has
+   no caption), and the start
    latent is DMT's "high-frequency replacement": the inverted sigma = 1 latent's low spatial
    frequencies (down- and up-sampled by ``downsample`` per frame) plus the seeded noise's high
    ones, so the layout of the source's frames seeds the generation. The inversion is billed
@@ -62,13 +63,16 @@ class DMTConfig:
     lr: tuple[float, float] = (0.02, 0.01)
     block: int | None = None  # None: the middle block, num_layers // 2
     inversion: bool = False  # source features from the ODE-inverted path; DMT's start latent
+    # Euler passes per sampling step in that inversion (DMT's preprocessing inverts with 999 DDIM
+    # steps whatever the sampling steps; 1 = one pass per sampling step)
+    inversion_substeps: int = 1
     downsample: int = 4  # DMT's low-pass factor for that start latent
     restart: bool = False  # DMT's restart sampling: every step undone and taken again
 
     @property
     def label(self) -> str:
-        return (f"dmt-{self.iterations}x{self.fraction:g}" + ("+inv" if self.inversion else "")
-                + ("+rs" if self.restart else ""))
+        inv = ("+inv" + (str(self.inversion_substeps) if self.inversion_substeps > 1 else "")) if self.inversion else ""
+        return f"dmt-{self.iterations}x{self.fraction:g}" + inv + ("+rs" if self.restart else "")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -177,19 +181,26 @@ def renoise(x: torch.Tensor, s_lo: float, s_hi: float, generator: torch.Generato
 
 @torch.no_grad()
 def invert_path(transformer, z0: torch.Tensor, sigmas: list[float], timesteps: list[float],
-                embeds: torch.Tensor) -> list[torch.Tensor]:
+                embeds: torch.Tensor, substeps: int = 1) -> list[torch.Tensor]:
     """Euler ODE inversion of a clean latent `z0` (sigma 0) up the sampling schedule: returns
-    x at each step's sigma (index k <-> sigmas[k], the first at sigma = 1), one forward pass
-    per step with `embeds` and no guidance. The velocity at the lower noise level drives each
-    step up (the reverse of the sampler's Euler step)."""
+    x at each step's sigma (index k <-> sigmas[k], the first at sigma = 1), `substeps` forward
+    passes per step (equal sigma sub-intervals; timesteps interpolated, as t is linear in sigma)
+    with `embeds` and no guidance. The velocity at the lower noise level drives each pass up
+    (the reverse of the sampler's Euler step)."""
+    if substeps < 1:
+        raise ValueError(f"substeps must be >= 1, got {substeps}")
     n = len(sigmas)
     path: list[torch.Tensor] = [None] * n  # type: ignore[list-item]
     x, sig_lo, t_lo = z0.float(), 0.0, 0.0
     for k in range(n - 1, -1, -1):
-        timestep = torch.full((x.shape[0],), float(t_lo), device=x.device, dtype=torch.float32)
-        v = transformer(hidden_states=x.to(transformer.dtype), timestep=timestep,
-                        encoder_hidden_states=embeds, return_dict=False)[0].float()
-        x = x + (sigmas[k] - sig_lo) * v
+        for j in range(substeps):
+            a0, a1 = j / substeps, (j + 1) / substeps
+            s0, s1 = sig_lo + (sigmas[k] - sig_lo) * a0, sig_lo + (sigmas[k] - sig_lo) * a1
+            t0 = t_lo + (timesteps[k] - t_lo) * a0
+            timestep = torch.full((x.shape[0],), float(t0), device=x.device, dtype=torch.float32)
+            v = transformer(hidden_states=x.to(transformer.dtype), timestep=timestep,
+                            encoder_hidden_states=embeds, return_dict=False)[0].float()
+            x = x + (s1 - s0) * v
         path[k] = x
         sig_lo, t_lo = sigmas[k], timesteps[k]
     return path
@@ -246,7 +257,7 @@ def dmt_transfer(
         t_inv = time.perf_counter()
         with torch.no_grad():
             empty, _ = _encode_prompts(pipe, "", "", 1.0, max_sequence_length)
-        src_path = invert_path(tr, z_src, sig, ts, empty)
+        src_path = invert_path(tr, z_src, sig, ts, empty, substeps=config.inversion_substeps)
         start = keep_low_frequencies(src_path[0], noise, config.downsample)
         info.seconds_inverting = time.perf_counter() - t_inv
     else:
@@ -353,8 +364,10 @@ class DMTSettings:
     # Budgets run again with DMT's inversion and start latent (`DMTConfig.inversion`); DMT's
     # own configuration uses 10 iterations.
     inversion_budgets: tuple[int, ...] = (10,)
-    # Budgets run as DMT's published recipe: inversion, start latent and restart sampling.
+    # Budgets run as DMT's published recipe: inversion with about `recipe_inversion_steps` Euler
+    # passes (its preprocessing: 999 DDIM steps), start latent and restart sampling.
     recipe_budgets: tuple[int, ...] = (10,)
+    recipe_inversion_steps: int = 999
     fraction: float = 0.4
     lr: tuple[float, float] = (0.02, 0.01)
     block: int | None = None
@@ -394,10 +407,12 @@ def run_dmt(
     ts = TransferSettings(bench_seed=settings.bench_seed, num_frames=settings.num_frames, max_pairs=settings.pairs)
     pairs = build_pairs(backbone, ts, clip_dir)
     common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
+    fine = max(1, -(-settings.recipe_inversion_steps // settings.steps))  # ceil: passes per sampling step
     configs = [DMTConfig(iterations=b, fraction=settings.fraction, lr=tuple(settings.lr), block=settings.block,
-                         inversion=inv, restart=rs)
-               for inv, rs, budgets in ((False, False, settings.budgets), (True, False, settings.inversion_budgets),
-                                        (True, True, settings.recipe_budgets))
+                         inversion=inv, restart=rs, inversion_substeps=sub)
+               for inv, rs, sub, budgets in ((False, False, 1, settings.budgets),
+                                             (True, False, 1, settings.inversion_budgets),
+                                             (True, True, fine, settings.recipe_budgets))
                for b in budgets]
     methods = ["plain", f"ours-{settings.strength:g}"] + [c.label for c in configs]
     records: list[dict[str, Any]] = []
