@@ -295,7 +295,7 @@ def test_dmt_inversion_starts_from_the_sources_layout(tiny_backbone):
     assert [k for k, _, _ in info.losses] == [0, 1]
 
 
-def test_dmt_restart_sampling_takes_every_step_but_the_last_twice(tiny_backbone):
+def test_dmt_restart_sampling_takes_steps_twice(tiny_backbone):
     from motionq.evaluation.dmt import DMTConfig, dmt_transfer
     from motionq.evaluation.transfer import sprite_sources
 
@@ -314,8 +314,12 @@ def test_dmt_restart_sampling_takes_every_step_but_the_last_twice(tiny_backbone)
         n_restart = len(calls)
     finally:
         handle.remove()
+    from motionq.control.phases import scheduler_sigmas
+
     assert n_plain == 3 * 2  # 3 steps, conditional + unconditional pass
-    assert n_restart == n_plain + 2 * 2  # steps 0 and 1 taken again, guided; not the last
+    # step 1 taken again, guided; not the last, nor step 0, which starts at sigma = 1
+    assert scheduler_sigmas(tiny_backbone.pipe.scheduler, 3)[0] == pytest.approx(1.0)
+    assert n_restart == n_plain + 1 * 2
     assert info.seconds_restarting > 0 and not np.array_equal(again, plain)
     same, _ = dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
                            config=DMTConfig(iterations=0, restart=True), **kw)

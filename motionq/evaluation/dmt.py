@@ -35,7 +35,10 @@ The recipe, kept simple and written down:
    the last, the step is undone by re-noising the latent back to the step's own noise level
    (fresh seeded noise, so x keeps the marginal of that level) and taken again: a second
    guided forward pair per step. DMT does this with DDPM's forward step; for the flow-matching
-   path x_s = (1 - s) x0 + s eps the same move from s_lo up to s_hi is `renoise`.
+   path x_s = (1 - s) x0 + s eps the same move from s_lo up to s_hi is `renoise`. A step that
+   starts at sigma = 1 is not restarted: re-noising up to sigma = 1 would replace the latent by
+   fresh noise (the start latent and step 0's optimisation lost), while DMT's DDPM schedule
+   keeps signal at its top timestep, so its first restart, like every other, keeps most of it.
 
 With iterations = 0 and no restart this is exactly a plain `WanPipeline` generation (tested).
 """
@@ -314,7 +317,7 @@ def dmt_transfer(
             progress("sample", i + 1, steps)
         latents = kwargs["latents"]
         out: dict[str, torch.Tensor] = {}
-        if config.restart and i + 1 < steps:  # DMT: not after the last step
+        if config.restart and i + 1 < steps and sig[i] < 0.999:  # DMT: not after the last step
             latents = out["latents"] = restart(latents, i)
         if i + 1 in guided:
             out["latents"] = optimise(latents, i + 1)

@@ -216,11 +216,14 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   takes M Euler passes per sampling step (M = ceil(999 / steps), 1,000 passes at 20 steps), and
   it adds DMT's restart sampling, which its configuration switches on: after every step but
   the last the latent is re-noised back to that step's noise level (fresh seeded noise) and
-  the step is taken again, a second guided pass per step; 10 iterations. Budgets are Adam iterations per guided step (DMT's configuration uses 10); the cost
-  ratio uses the cheapest DMT row that reaches our fidelity at strength 0.6 (or, when none
-  does, the row with the best fidelity); the published recipe's ratio is given under it. It
-  runs twice: with target prompts that leave the motion out (the clip is the only source of motion)
-  and with prompts that name it (how a storyboard uses a reference).
+  the step is taken again, a second guided pass per step (not after the first step, which
+  starts at sigma = 1, where re-noising would replace the latent by fresh noise; DMT's DDPM
+  schedule keeps signal at its top timestep); 10 iterations. Budgets are Adam iterations per
+  guided step (DMT's configuration uses 10); the cost ratio uses the cheapest DMT row that
+  reaches our fidelity at strength 0.6 (or, when none does, the row with the best fidelity);
+  the published recipe's ratio is given under it. It runs twice: with target prompts that leave
+  the motion out (the clip is the only source of motion) and with prompts that name it (how a
+  storyboard uses a reference).
 - **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with a
   training job), an untimed warm-up first; methods compared in the same run, interleaved per pair
   for the DMT comparison.
@@ -478,7 +481,8 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
         f"budgets = Adam iterations per guided step"
         + ("; `+inv`: source features from its ODE inversion (billed; `+invM`: M Euler passes per step) and "
            "DMT's start latent" if st.get("inversion_budgets") or st.get("recipe_budgets") else "")
-        + ("; `+rs`: DMT's restart sampling (every step but the last is undone by re-noising and taken again)"
+        + ("; `+rs`: DMT's restart sampling (every step but the first and the last is undone by re-noising and "
+           "taken again)"
            if st.get("recipe_budgets") else "")
         + f". {_machine_line(doc)}.",
         "",
