@@ -224,9 +224,9 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   the published recipe's ratio is given under it. It runs twice: with target prompts that leave
   the motion out (the clip is the only source of motion) and with prompts that name it (how a
   storyboard uses a reference).
-- **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with a
-  training job), an untimed warm-up first; methods compared in the same run, interleaved per pair
-  for the DMT comparison.
+- **Timing**: one process, one torch thread (the dev machine's 2 cores are shared with other
+  jobs), an untimed warm-up first; methods compared in the same run, interleaved per pair for
+  the DMT comparison.
 """
 
 _METRIC_TEXT = """\
