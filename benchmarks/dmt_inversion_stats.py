@@ -73,7 +73,9 @@ def main() -> None:
                              for k in ("clean_std", "inverted_std", "start_std", "noise_std")} | {"sources": len(sel)}
             print(f"{sub} pass(es) per step", kind, by_kind[kind])
     out = ROOT / "benchmarks" / "results" / "dmt_inversion_stats.json"
-    command = "python benchmarks/dmt_inversion_stats.py" + (f" --substeps {args.substeps}" if args.substeps != "1,50" else "")
+    command = "python benchmarks/dmt_inversion_stats.py"
+    if args.substeps != "1,50":
+        command += f" --substeps {args.substeps}"
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps({"steps": steps, "by_substeps": by_substeps, "sources": rows,
                                "command": command}, indent=1) + "\n")

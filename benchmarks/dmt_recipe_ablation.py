@@ -7,8 +7,8 @@ inversion, DMT's start latent, restart sampling, 10 Adam iterations per guided s
 cheaper DMT rows. This script takes the recipe apart on the same pairs, prompts, seeds, steps
 and size (`motionq.evaluation.dmt.dmt_transfer`, scored with `score_clip` as the evaluation
 does): restart sampling alone on a plain generation, then the recipe with and without restart
-and with the 20-pass or the 1,000-pass inversion. Prints a table and writes
-benchmarks/results/dmt_recipe_ablation[-<mode>].json.
+and with one inversion pass per step or ceil(999 / steps) (1,000 passes at 20 steps). Prints a
+table and writes benchmarks/results/dmt_recipe_ablation[-<mode>].json.
 """
 
 from __future__ import annotations
@@ -36,14 +36,16 @@ from motionq.evaluation.transfer import (  # noqa: E402
 )
 from motionq.metrics import mean_ci  # noqa: E402
 
-ROWS = {
-    "plain": DMTConfig(iterations=0),
-    "plain+rs": DMTConfig(iterations=0, restart=True),
-    "dmt-10x0.4+inv": DMTConfig(iterations=10, inversion=True),
-    "dmt-10x0.4+inv+rs": DMTConfig(iterations=10, inversion=True, restart=True),
-    "dmt-10x0.4+inv50": DMTConfig(iterations=10, inversion=True, inversion_substeps=50),
-    "dmt-10x0.4+inv50+rs": DMTConfig(iterations=10, inversion=True, inversion_substeps=50, restart=True),
-}
+
+
+def rows(steps: int) -> dict[str, DMTConfig]:
+    """The recipe's parts; the long inversion takes ceil(999 / steps) passes per step, as in `eval dmt`."""
+    fine = -(-999 // steps)
+    configs = [DMTConfig(iterations=0), DMTConfig(iterations=0, restart=True),
+               DMTConfig(iterations=10, inversion=True), DMTConfig(iterations=10, inversion=True, restart=True),
+               DMTConfig(iterations=10, inversion=True, inversion_substeps=fine),
+               DMTConfig(iterations=10, inversion=True, inversion_substeps=fine, restart=True)]
+    return {("plain" + ("+rs" if c.restart else "")) if c.iterations == 0 else c.label: c for c in configs}
 
 
 def main() -> None:
@@ -57,12 +59,13 @@ def main() -> None:
     n, h, w = geometry(backbone)
     pairs = build_pairs(backbone, TransferSettings(max_pairs=args.pairs))
     seed = 17  # replica 0 of `motionq eval dmt`
+    table = rows(args.steps)
     records = []
     t0 = time.time()
     for i, pair in enumerate(pairs):
         prompt = target_prompt(pair, args.prompt_mode)
         path = source_path(pair.source)
-        for name, cfg in ROWS.items():
+        for name, cfg in table.items():
             t = time.perf_counter()
             frames, _ = dmt_transfer(backbone.pipe, pair.source.frames, prompt, config=cfg, num_frames=n, height=h,
                                      width=w, steps=args.steps, guidance=4.0, seed=seed,
@@ -71,7 +74,7 @@ def main() -> None:
                             "seconds": round(time.perf_counter() - t, 3), **score_clip(pair, frames, path)})
         print(f"{i + 1}/{len(pairs)} {pair.name} ({time.time() - t0:.0f} s)", flush=True)
     summary = {}
-    for name in ROWS:
+    for name in table:
         rows = [r for r in records if r["row"] == name]
         summary[name] = {
             "fidelity": mean_ci([r["fidelity"] for r in rows]).to_dict(),
@@ -91,7 +94,7 @@ def main() -> None:
         f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v != ap.get_default(k))
     tmp = out.with_name(out.name + ".part")
     tmp.write_text(json.dumps({"command": command, "settings": vars(args), "seed": seed,
-                               "geometry": [n, h, w], "rows": {k: v.to_dict() for k, v in ROWS.items()},
+                               "geometry": [n, h, w], "rows": {k: v.to_dict() for k, v in table.items()},
                                "summary": summary, "records": records,
                                "wall_seconds": round(time.time() - t0, 1)}, indent=1) + "\n")
     os.replace(tmp, out)

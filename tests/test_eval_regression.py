@@ -328,6 +328,74 @@ def test_dmt_restart_sampling_takes_steps_twice(tiny_backbone):
     assert DMTConfig(iterations=10, inversion=True, inversion_substeps=50, restart=True).label == "dmt-10x0.4+inv50+rs"
 
 
+def test_dmt_restart_retakes_the_same_step(tiny_backbone, monkeypatch):
+    """If re-noising gave back the latent the step started from, the restart must redo exactly the
+    pipeline's guided Euler step (same timestep, guidance and sign): the output stays plain."""
+    import torch
+
+    from motionq.control.phases import scheduler_sigmas
+    from motionq.evaluation import dmt
+    from motionq.evaluation.transfer import sprite_sources
+
+    src = sprite_sources(9, 32, 32)[0]
+    kw = dict(num_frames=9, height=32, width=32, steps=4, guidance=4.0, seed=5,
+              max_sequence_length=tiny_backbone.max_sequence_length)
+    sig = scheduler_sigmas(tiny_backbone.pipe.scheduler, 4)
+    started: dict[float, torch.Tensor] = {}  # timestep -> the latent the pipeline's step started from
+
+    def record(module, args, kwargs):
+        started.setdefault(round(float(kwargs["timestep"][0]), 3), kwargs["hidden_states"].detach().clone())
+
+    moves = []
+
+    def back_to_start(x, s_lo, s_hi, generator):
+        moves.append((s_lo, s_hi))
+        return started[round(s_hi * 1000.0, 3)].to(x.dtype)
+
+    plain, _ = dmt.dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle", config=dmt.DMTConfig(iterations=0),
+                                **kw)
+    handle = tiny_backbone.pipe.transformer.register_forward_pre_hook(record, with_kwargs=True)
+    monkeypatch.setattr(dmt, "renoise", back_to_start)
+    try:
+        again, _ = dmt.dmt_transfer(tiny_backbone.pipe, src.frames, "a red circle",
+                                    config=dmt.DMTConfig(iterations=0, restart=True), **kw)
+    finally:
+        handle.remove()
+    assert moves == [(sig[i + 1], sig[i]) for i in (1, 2)]  # not step 0 (sigma = 1), not the last
+    diff = np.abs(again.astype(int) - plain.astype(int))
+    assert diff.max() <= 1 and diff.mean() < 0.01  # float rounding only
+
+
+def test_dmt_restart_comes_before_the_next_steps_optimisation(tiny_backbone, monkeypatch):
+    from motionq.control.phases import scheduler_sigmas, scheduler_timesteps
+    from motionq.evaluation import dmt
+    from motionq.evaluation.transfer import sprite_sources
+
+    src = sprite_sources(9, 32, 32)[0]
+    pipe = tiny_backbone.pipe
+    sig, ts = scheduler_sigmas(pipe.scheduler, 4), scheduler_timesteps(pipe.scheduler, 4)
+    events = []
+    renoise, tap_call = dmt.renoise, dmt.FeatureTap.__call__
+
+    def spy_renoise(x, s_lo, s_hi, generator):
+        events.append(("restart", round(s_hi, 4)))
+        return renoise(x, s_lo, s_hi, generator)
+
+    def spy_tap(self, x, t, embeds):
+        events.append(("optimise", round(float(t), 1)))
+        return tap_call(self, x, t, embeds)
+
+    monkeypatch.setattr(dmt, "renoise", spy_renoise)
+    monkeypatch.setattr(dmt.FeatureTap, "__call__", spy_tap)
+    dmt.dmt_transfer(pipe, src.frames, "a red circle", config=dmt.DMTConfig(iterations=1, fraction=0.75, restart=True),
+                     num_frames=9, height=32, width=32, steps=4, guidance=4.0, seed=5,
+                     max_sequence_length=tiny_backbone.max_sequence_length)
+    # guided steps 1 and 2 (step 0 is at sigma = 1); restarts after steps 1 and 2
+    order = [e for i, e in enumerate(events) if i == 0 or e != events[i - 1]]
+    assert order == [("optimise", round(ts[1], 1)), ("restart", round(sig[1], 4)),
+                     ("optimise", round(ts[2], 1)), ("restart", round(sig[2], 4))]
+
+
 def test_renoise_moves_a_latent_up_to_the_higher_noise_level():
     import torch
 

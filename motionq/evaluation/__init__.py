@@ -474,7 +474,8 @@ def dmt_cmd(
         settings = DMTSettings(pairs=pairs, seeds=seeds, steps=steps, guidance=guidance, strength=strength,
                                budgets=_parse_ints(budgets), fraction=fraction, lr=lrs[:2], block=block,
                                inversion_budgets=_parse_ints(inversion_budgets),
-                               recipe_budgets=_parse_ints(recipe_budgets), recipe_inversion_steps=recipe_inversion_steps,
+                               recipe_budgets=_parse_ints(recipe_budgets),
+                               recipe_inversion_steps=recipe_inversion_steps,
                                num_frames=frames, prompt_mode=prompt_mode)
         backbone = _load_model(model, device)
         result = do_dmt(backbone, settings, out, _command_line(ctx))

@@ -18,9 +18,9 @@ The recipe, kept simple and written down:
    pass without gradient.
    With ``inversion`` (DMT's own recipe, closer to the paper's baseline): the source latents
    along the sampling path come from inverting the clean source latent with the Euler ODE
-   (one unguided forward pass per step, or ``inversion_substeps``; empty prompt: a clip has
-   no caption), and the start
-   latent is DMT's "high-frequency replacement": the inverted sigma = 1 latent's low spatial
+   (``inversion_substeps`` unguided forward passes per step, empty prompt: a clip has no
+   caption), and the start latent is DMT's "high-frequency replacement": the inverted
+   sigma = 1 latent's low spatial
    frequencies (down- and up-sampled by ``downsample`` per frame) plus the seeded noise's high
    ones, so the layout of the source's frames seeds the generation. The inversion is billed
    to the baseline's time.
@@ -29,8 +29,9 @@ The recipe, kept simple and written down:
    decaying linearly from `lr[0]` to `lr[1]` over the guided steps) on the loss, with the
    target prompt's conditional embeddings; then the ordinary guided Euler step follows. Step 0
    is optimised before the pipeline starts (its `latents` argument), later steps in the
-   pipeline's `callback_on_step_end` of the step before. A step at sigma = 1 (pure noise) is
-   skipped: there the noised source equals the target's starting noise and the loss is 0.
+   pipeline's `callback_on_step_end` of the step before. Without ``inversion`` a step at
+   sigma = 1 (pure noise) is skipped: there the noised source equals the target's starting
+   noise and the loss is 0.
 5. Restart sampling (``restart``, on in DMT's published configuration): after every step but
    the last, the step is undone by re-noising the latent back to the step's own noise level
    (fresh seeded noise, so x keeps the marginal of that level) and taken again: a second
@@ -70,7 +71,7 @@ class DMTConfig:
     # steps whatever the sampling steps; 1 = one pass per sampling step)
     inversion_substeps: int = 1
     downsample: int = 4  # DMT's low-pass factor for that start latent
-    restart: bool = False  # DMT's restart sampling: every step undone and taken again
+    restart: bool = False  # DMT's restart sampling: steps undone and taken again (not the last, nor at sigma = 1)
 
     @property
     def label(self) -> str:
@@ -174,8 +175,8 @@ def renoise(x: torch.Tensor, s_lo: float, s_hi: float, generator: torch.Generato
     (DMT's `undo_step`, which does this with DDPM's forward step)."""
     from diffusers.utils.torch_utils import randn_tensor
 
-    if not 0.0 <= s_lo <= s_hi < 1.0 + 1e-6:
-        raise ValueError(f"need 0 <= s_lo <= s_hi <= 1, got {s_lo}, {s_hi}")
+    if not (0.0 <= s_lo <= s_hi <= 1.0 and s_lo < 1.0):
+        raise ValueError(f"need 0 <= s_lo <= s_hi <= 1 and s_lo < 1, got {s_lo}, {s_hi}")
     a = (1.0 - s_hi) / (1.0 - s_lo)
     b = max(s_hi ** 2 - (a * s_lo) ** 2, 0.0) ** 0.5
     eps = randn_tensor(tuple(x.shape), generator=generator, device=x.device, dtype=torch.float32)
@@ -238,6 +239,11 @@ def dmt_transfer(
     t_start = time.perf_counter()
     info = DMTInfo()
     _check_geometry(pipe, num_frames, height, width)
+    if config.restart and (type(pipe.scheduler).__name__ != "FlowMatchEulerDiscreteScheduler"
+                           or getattr(pipe, "transformer_2", None) is not None
+                           or pipe.config.get("expand_timesteps", False)):
+        # the restart re-takes a step by hand: a single-transformer Wan 2.1 pipeline with Euler steps
+        raise ValueError("restart sampling needs a Wan 2.1 pipeline with FlowMatchEulerDiscreteScheduler")
     tr = pipe.transformer
     block = config.block if config.block is not None else len(tr.blocks) // 2
     if not 0 <= block < len(tr.blocks):
