@@ -533,6 +533,7 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
     assert "Against DMT's published recipe at our step count (`dmt-1x0.67+inv2+rs`: source inversion in 6 Euler" in md
+    assert "without the inversion, which DMT computes once per source and reuses" in md
     assert "One Adam iteration costs" in md and "iterations per guided step (its configuration uses 10)" in md
     motion_part = md.split("## Motion transfer when the prompt names the motion too")[1].split("\n## ")[0]
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
