@@ -37,8 +37,7 @@ from motionq.evaluation.transfer import (  # noqa: E402
 from motionq.metrics import mean_ci  # noqa: E402
 
 
-
-def rows(steps: int) -> dict[str, DMTConfig]:
+def recipe_parts(steps: int) -> dict[str, DMTConfig]:
     """The recipe's parts; the long inversion takes ceil(999 / steps) passes per step, as in `eval dmt`."""
     fine = -(-999 // steps)
     configs = [DMTConfig(iterations=0), DMTConfig(iterations=0, restart=True),
@@ -59,7 +58,7 @@ def main() -> None:
     n, h, w = geometry(backbone)
     pairs = build_pairs(backbone, TransferSettings(max_pairs=args.pairs))
     seed = 17  # replica 0 of `motionq eval dmt`
-    table = rows(args.steps)
+    table = recipe_parts(args.steps)
     records = []
     t0 = time.time()
     for i, pair in enumerate(pairs):
@@ -75,14 +74,14 @@ def main() -> None:
         print(f"{i + 1}/{len(pairs)} {pair.name} ({time.time() - t0:.0f} s)", flush=True)
     summary = {}
     for name in table:
-        rows = [r for r in records if r["row"] == name]
+        mine = [r for r in records if r["row"] == name]
         summary[name] = {
-            "fidelity": mean_ci([r["fidelity"] for r in rows]).to_dict(),
-            "fidelity_by_type": {k: round(mean_ci([r["fidelity"] for r in rows if r["pair_type"] == k]).mean, 3)
-                                 for k in sorted({r["pair_type"] for r in rows})},
-            "motion_match": mean_ci([r["motion_match"] for r in rows]).to_dict(),
-            "identity_kept": mean_ci([r["identity_kept"] for r in rows]).to_dict(),
-            "seconds_median": round(float(np.median([r["seconds"] for r in rows])), 3),
+            "fidelity": mean_ci([r["fidelity"] for r in mine]).to_dict(),
+            "fidelity_by_type": {k: round(mean_ci([r["fidelity"] for r in mine if r["pair_type"] == k]).mean, 3)
+                                 for k in sorted({r["pair_type"] for r in mine})},
+            "motion_match": mean_ci([r["motion_match"] for r in mine]).to_dict(),
+            "identity_kept": mean_ci([r["identity_kept"] for r in mine]).to_dict(),
+            "seconds_median": round(float(np.median([r["seconds"] for r in mine])), 3),
         }
         s = summary[name]
         print(f"{name:22s} fidelity {s['fidelity']['mean']:.2f} {s['fidelity_by_type']} "
