@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from motionq.backbones import load_backbone  # noqa: E402
-from motionq.evaluation.dmt import DMTConfig, dmt_transfer  # noqa: E402
+from motionq.evaluation.dmt import DMTConfig, DMTSettings, dmt_transfer  # noqa: E402
 from motionq.evaluation.transfer import (  # noqa: E402
     TransferSettings, build_pairs, geometry, score_clip, source_path, target_prompt,
 )
@@ -38,8 +38,8 @@ from motionq.metrics import mean_ci  # noqa: E402
 
 
 def recipe_parts(steps: int) -> dict[str, DMTConfig]:
-    """The recipe's parts; the long inversion takes ceil(999 / steps) passes per step, as in `eval dmt`."""
-    fine = -(-999 // steps)
+    """The recipe's parts; the long inversion takes as many passes per step as `eval dmt`'s recipe row."""
+    fine = -(-DMTSettings.recipe_inversion_steps // steps)
     configs = [DMTConfig(iterations=0), DMTConfig(iterations=0, restart=True),
                DMTConfig(iterations=10, inversion=True), DMTConfig(iterations=10, inversion=True, restart=True),
                DMTConfig(iterations=10, inversion=True, inversion_substeps=fine),
