@@ -6,11 +6,16 @@ Motion transfer (`motionq.methods.transfer.transfer`) has three knobs besides th
 blocks whose Q is injected, whether Q is recorded once at a low-noise timestep ("single", at
 `record_t`) or at each injected step's own timestep ("per_step"), and that timestep. The
 built-in model uses blocks 2-5, single, t = 200; those blocks were chosen on the step-20,306
-weights and the recording mode and timestep were never swept on this model. This script runs
+weights and the recording mode and timestep were never swept on this model. Besides those, it
+tries choices the paper leaves open or that could keep the target from following its own noise:
+the prompt the reference is recorded with (`record_empty`), a share of the reference's latent in
+the starting latent (`mix*`), and the injection policy (only one guidance pass, or blending the
+recorded Q with the target's own instead of replacing it; `injection_policy`). This script runs
 `motionq eval transfer`'s pairs, seeds and scoring (`run_transfer`) once per setting, at
 strengths 0.3, 0.6 and 1.0 plus the text-only baseline, and prints fidelity, identity kept and
 leakage per pair type and the paired gain over the text-only prompt that names the motion.
-Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>].json.
+Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>].json, keeping the rows
+of settings not re-run when the file was made with the same pairs and settings.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +51,43 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "t600": {"record_t": 600.0},
     "per_step": {"record": "per_step"},
     "blocks0-5+per_step": {"blocks": [0, 1, 2, 3, 4, 5], "record": "per_step"},
+    "record_empty": {"record_prompt": ""},
+    "mix0.1": {"init_mix": 0.1},
+    "mix0.2": {"init_mix": 0.2},
+    "mix0.3": {"init_mix": 0.3},
+    # injection policy, not transfer() arguments (see `injection_policy`)
+    "cond_only": {"_passes": ["cond"]},
+    "uncond_only": {"_passes": ["uncond"]},
+    "blend0.75": {"_blend": 0.75},
+    "blend0.5": {"_blend": 0.5},
 }
+
+
+@contextmanager
+def injection_policy(passes: list[str] | None = None, blend: float | None = None):
+    """Swap the Q-injection policy `generate` installs for one that injects only into `passes`
+    and/or blends, `blend * recorded + (1 - blend) * own` Q. The method injects into both
+    guidance passes and replaces Q outright; these settings exist to measure that choice, so
+    they live here rather than in `transfer()`."""
+    from motionq.control.controller import InjectQ
+    from motionq.methods import transfer as transfer_module
+
+    class Policy(InjectQ):
+        def __init__(self, *args, **kwargs):
+            if passes is not None:
+                kwargs["passes"] = passes
+            super().__init__(*args, **kwargs)
+
+        def on_query(self, layer, q, ctx):
+            new = super().on_query(layer, q, ctx)
+            return new if blend is None else blend * new + (1.0 - blend) * q
+
+    original = transfer_module.InjectQ
+    transfer_module.InjectQ = Policy
+    try:
+        yield
+    finally:
+        transfer_module.InjectQ = original
 
 
 class WithTransferSettings:
@@ -59,7 +101,12 @@ class WithTransferSettings:
         return getattr(self._backbone, name)
 
     def transfer(self, clip, prompt: str, **kwargs) -> Any:
-        return self._backbone.transfer(clip, prompt, **{**kwargs, **self._overrides})
+        args = {k: v for k, v in self._overrides.items() if not k.startswith("_")}
+        policy = {k[1:]: v for k, v in self._overrides.items() if k.startswith("_")}
+        if not policy:
+            return self._backbone.transfer(clip, prompt, **{**kwargs, **args})
+        with injection_policy(**policy):
+            return self._backbone.transfer(clip, prompt, **{**kwargs, **args})
 
 
 def main() -> None:
@@ -86,12 +133,20 @@ def main() -> None:
     result: dict[str, Any] = {"command": "python benchmarks/transfer_settings_sweep.py " + " ".join(sys.argv[1:]),
                               "settings": settings.to_dict(), "default_blocks": list(backbone.transfer_blocks),
                               "configs": {}}
+    if out.exists():  # same pairs and settings: keep the rows of the settings not re-run
+        try:
+            earlier = json.loads(out.read_text())
+        except ValueError:
+            earlier = {}
+        if earlier.get("settings") == result["settings"]:
+            result["configs"] = {k: v for k, v in earlier.get("configs", {}).items() if k not in names}
     for name in names:
         t0 = time.time()
         run = run_transfer(WithTransferSettings(backbone, CONFIGS[name]), settings)
         recs = run["records"]
         summary = run["summary"]
         row = {
+            "command": result["command"],  # rows of earlier runs keep theirs
             "overrides": CONFIGS[name],
             "seconds": round(time.time() - t0, 1),
             "fidelity": {t: {s: v["fidelity"] for s, v in by.items()} for t, by in summary["by_strength"].items()},

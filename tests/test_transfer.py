@@ -86,6 +86,30 @@ def test_output_moves_away_monotonically_with_strength(tiny_backbone, moving_squ
     assert all(a < b for a, b in zip(dist, dist[1:])), dist
 
 
+def test_record_prompt_changes_only_the_recording(tiny_backbone, moving_square):
+    clip = moving_square(F, (H, W), seed=3)
+    default = latents(tiny_backbone, clip, 0.5)
+    # the target prompt named explicitly is the default recording, bit for bit
+    assert torch.equal(latents(tiny_backbone, clip, 0.5, record_prompt=PROMPT), default)
+    # another prompt reaches the recorded Q (through the cross-attention before the controlled
+    # blocks) and so the output; at strength 0 nothing is recorded and it cannot matter
+    assert not torch.equal(latents(tiny_backbone, clip, 0.5, record_prompt=""), default)
+    assert torch.equal(latents(tiny_backbone, clip, 0.0, record_prompt=""), latents(tiny_backbone, clip, 0.0))
+
+
+def test_init_mix_starts_from_the_seeded_noise_plus_the_reference(tiny_backbone, moving_square):
+    clip = moving_square(F, (H, W), seed=4)
+    default = latents(tiny_backbone, clip, 0.5)
+    # a vanishing share of the reference: the start is the pipeline's own noise for that seed
+    torch.testing.assert_close(latents(tiny_backbone, clip, 0.5, init_mix=1e-7), default, atol=1e-4, rtol=1e-4)
+    mixed = [latents(tiny_backbone, clip, 0.0, init_mix=m) for m in (0.0, 0.2, 0.5)]
+    # without injection it still moves the output, more with a larger share
+    dist = [float((o - mixed[0]).pow(2).mean().sqrt()) for o in mixed]
+    assert dist[0] == 0.0 and dist[0] < dist[1] < dist[2], dist
+    with pytest.raises(ValueError, match="init_mix"):
+        latents(tiny_backbone, clip, 0.5, init_mix=1.0)
+
+
 def test_pre_and_post_rotary_injection_agree(tiny_backbone, moving_square):
     # same positions in reference and target: rotary commutes with the replacement
     clip = moving_square(F, (H, W), seed=5)

@@ -291,6 +291,7 @@ def generate(
     prompt_embeds: torch.Tensor | None = None,
     negative_prompt_embeds: torch.Tensor | None = None,
     output_type: str = "np",
+    latents: torch.Tensor | None = None,
 ):
     """One WanPipeline generation, with `motion`'s Q injected into the first
     `round(strength * steps)` steps (both guidance passes). Without motion (or strength 0) this
@@ -298,6 +299,7 @@ def generate(
     produced (see `pipeline_num_frames`); it must be 1 + k * (VAE temporal factor).
 
     output_type "np" -> uint8 (F, H, W, 3); "latent" -> the pipeline's latent tensor.
+    latents: the starting latent (default: the pipeline's own seeded noise).
     """
     _check_geometry(pipe, num_frames, height, width)
     inject_steps = first_fraction(steps, strength) if motion is not None else []
@@ -334,6 +336,8 @@ def generate(
         output_type="latent" if output_type == "latent" else "np",
         max_sequence_length=max_sequence_length, callback_on_step_end=on_step_end,
     )
+    if latents is not None:
+        kwargs["latents"] = latents
     if prompt_embeds is not None:
         kwargs.update(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_prompt_embeds)
     else:
@@ -372,6 +376,8 @@ def transfer(
     max_sequence_length: int = DEFAULT_MAX_SEQUENCE_LENGTH,
     output_type: str = "np",
     q_device: str | torch.device | None = None,
+    record_prompt: str | None = None,
+    init_mix: float = 0.0,
 ):
     """Generate `prompt` with the motion of `clip` (a path or uint8 frames (F, H, W, 3)).
 
@@ -384,6 +390,12 @@ def transfer(
     inject_at: "pre_rotary" or "post_rotary" (equivalent here: same positions).
     q_device: where recorded Q is kept (default: where it is computed); "cpu" spares GPU
         memory for per-step recording on large models at the cost of a copy per injection.
+    record_prompt: the prompt the reference is recorded with (default: the target `prompt`;
+        "" records with the empty prompt, or describe the clip itself).
+    init_mix: share of the reference's latent in the starting latent,
+        `(1 - init_mix) * noise + init_mix * reference`. 0 (the default) is the paper's pure
+        noise start; more plants the reference's layout before any Q is injected, and on the
+        built-in model costs identity and real clips (docs/motion-transfer.md).
     Returns uint8 frames (F, H, W, 3), or latents with output_type="latent".
     """
     if not 0.0 <= strength <= 1.0:
@@ -400,7 +412,9 @@ def transfer(
     common = dict(strength=strength, num_frames=num_frames, height=height, width=width,
                   steps=steps, guidance=guidance, seed=seed, progress=progress,
                   max_sequence_length=max_sequence_length, output_type=output_type)
-    if not first_fraction(steps, strength):  # nothing to inject: exactly a plain generation
+    if not 0.0 <= init_mix < 1.0:
+        raise ValueError(f"init_mix must be in [0, 1), got {init_mix}")
+    if not first_fraction(steps, strength) and not init_mix:  # nothing to inject: a plain generation
         return generate(pipe, prompt, negative_prompt=negative_prompt, **common)
     # encode the prompts once, for the recording and the generation
     pe, ne = _encode_prompts(pipe, prompt, negative_prompt, guidance, max_sequence_length)
@@ -409,12 +423,23 @@ def transfer(
     latents = encode_video(pipe, frames)
     if progress:
         progress("encode", 1, 1)
+    rec_pe = pe
+    if record_prompt is not None and record_prompt != prompt:
+        rec_pe, _ = _encode_prompts(pipe, record_prompt, "", 1.0, max_sequence_length)
     motion = record_motion(
-        pipe, latents, pe, steps=steps, strength=strength, blocks=blocks, record=record,
+        pipe, latents, rec_pe, steps=steps, strength=strength, blocks=blocks, record=record,
         record_t=record_t, inject_at=inject_at, seed=seed, progress=progress,
         cache=QCache(device=q_device),
     )
-    return generate(pipe, motion=motion, prompt_embeds=pe, negative_prompt_embeds=ne, **common)
+    start = None
+    if init_mix:
+        from diffusers.utils.torch_utils import randn_tensor
+
+        # the very noise the pipeline would draw from this seed (and the recording used)
+        noise = randn_tensor(tuple(latents.shape), generator=torch.Generator().manual_seed(seed),
+                             device=latents.device, dtype=torch.float32)
+        start = (1.0 - init_mix) * noise + init_mix * latents.float()
+    return generate(pipe, motion=motion, prompt_embeds=pe, negative_prompt_embeds=ne, latents=start, **common)
 
 
 __all__ += ["VideoError", "TransferProgress", "RECORD_MODES", "DEFAULT_RECORD_T"]
