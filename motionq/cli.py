@@ -22,7 +22,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"motionq {version('storyboard-motionq')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("motionq (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                           help="Print the version and exit.")) -> None:
+    """Motion by Queries: zero-shot motion transfer and consistent multi-shot video."""
 
 #: Errors a user can fix; anything else is a bug and keeps its traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
@@ -97,9 +115,17 @@ def transfer(
     """Generate PROMPT with the motion of CLIP (zero-shot, by query injection)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from motionq.video import read_video, write_video
+    from motionq.control.processors import INJECT_POINTS
+    from motionq.methods.transfer import RECORD_MODES
+    from motionq.video import check_video_path, read_video, write_video
 
+    # everything that can be checked before loading a model and generating is checked first
+    if record not in RECORD_MODES:
+        _fail(f"--record: unknown value {record!r} (use one of {', '.join(RECORD_MODES)})")
+    if inject_at not in INJECT_POINTS:
+        _fail(f"--inject-at: unknown value {inject_at!r} (use one of {', '.join(INJECT_POINTS)})")
     try:
+        check_video_path(output)
         read_video(clip)  # fail on a bad clip before loading a model
         options = {k: v for k, v in dict(device=device, dtype=dtype).items() if v is not None}
         if offload:

@@ -132,6 +132,17 @@ def resample_clip(
     return np.ascontiguousarray(resize_frames(frames[idx], height, width))
 
 
+def check_video_path(path: str | os.PathLike) -> Path:
+    """`path` as a place `write_video` can write to (known extension, not a folder); raises
+    VideoError otherwise. Call it before long work whose result would be lost."""
+    p = Path(path).expanduser()
+    if _FORMATS.get(p.suffix.lower()) is None:
+        raise VideoError(f"{p}: unsupported extension (use one of {', '.join(sorted(_FORMATS))})")
+    if p.is_dir():
+        raise VideoError(f"{p}: is a directory")
+    return p
+
+
 def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 16.0) -> Path:
     """Write uint8 RGB frames (F, H, W, 3) as H.264 / yuv420p, atomically.
 
@@ -145,12 +156,8 @@ def write_video(frames: np.ndarray, path: str | os.PathLike, fps: float = 16.0) 
         raise VideoError(f"expected frames of shape (F, H, W, 3) with F > 0, got {frames.shape}")
     if frames.dtype != np.uint8:
         raise VideoError(f"expected uint8 frames, got {frames.dtype}")
-    p = Path(path).expanduser()
-    fmt = _FORMATS.get(p.suffix.lower())
-    if fmt is None:
-        raise VideoError(f"{p}: unsupported extension (use one of {', '.join(sorted(_FORMATS))})")
-    if p.is_dir():
-        raise VideoError(f"{p}: is a directory")
+    p = check_video_path(path)
+    fmt = _FORMATS[p.suffix.lower()]
     p.parent.mkdir(parents=True, exist_ok=True)
     _, h, w, _ = frames.shape
     ph, pw = h % 2, w % 2

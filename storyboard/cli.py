@@ -26,7 +26,26 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Write a film as a storyboard (TOML or YAML), render it with a text-to-video model, "
          "keep characters consistent across shots, and export the edit.",
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"storyboard {version('storyboard-motionq')}")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            typer.echo("storyboard (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(show_version: bool = typer.Option(False, "--version", is_eager=True, callback=_show_version,
+                                           help="Print the version and exit.")) -> None:
+    """Write a film as a storyboard (TOML or YAML), render it with a text-to-video model, keep
+    characters consistent across shots, and export the edit."""
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 #: Terminal columns below which `storyboard plan` lists prompts under the table, not in it.
@@ -59,9 +78,15 @@ def _note_unused(file: Path, sb) -> None:
 
 
 def _plan(sb):
+    from motionq.api import BackboneError
+    from storyboard.errors import StoryboardError
+    from storyboard.load import field_problem
     from storyboard.plan import build_plan
 
-    return build_plan(sb)
+    try:
+        return build_plan(sb)
+    except BackboneError as exc:  # the model the file names cannot be found: say where it is named
+        raise StoryboardError([field_problem(sb.path, ("film", "model"), str(exc))]) from None
 
 
 def _check_writable(path: Path) -> None:

@@ -84,6 +84,21 @@ def load_storyboard(path: Path | str, allow_outside: bool = False) -> Storyboard
     return load_text(text, path, allow_outside=allow_outside)
 
 
+def field_problem(path: Path | str, loc: Sequence[Any], message: str) -> Problem:
+    """A problem found after loading (a model that cannot be found, say), at the line of the
+    field `loc` in the file `path` (1 when the file cannot be read again or parsed)."""
+    path = Path(path)
+    line = 1
+    try:
+        text = path.read_bytes().decode("utf-8")
+        parse = _parse_yaml if detect_format(path) == "yaml" else _parse_toml
+        _, smap, _ = parse(text, str(path))
+        line = smap.line_of(tuple(loc))
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    return Problem(str(path), line, format_field(loc), message)
+
+
 def validate_file(path: Path | str, allow_outside: bool = False) -> list[Problem]:
     """Every problem of a storyboard file, in file order; an empty list when it is valid."""
     try:
@@ -591,8 +606,11 @@ def _describe(value: Any, fmt: str) -> str:
         return "nothing (null)" if fmt == "yaml" else "nothing"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return f"{value:g}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        # keep the point: "got 8" would read as the whole number that was asked for
+        return f"{value:.1f}" if value.is_integer() and abs(value) < 1e15 else f"{value:g}"
+    if isinstance(value, int):
+        return str(value)
     if isinstance(value, str):
         shown = value if len(value) <= 40 else value[:37] + "..."
         return f"'{shown}'"
@@ -650,6 +668,11 @@ def _display_loc(loc: tuple, data: Any) -> tuple:
     return loc
 
 
+def _yaml_inline(text: str) -> str:
+    """TOML inline tables in a hint, `{ clip = "a.mp4" }`, as YAML flow mappings, `{ clip: "a.mp4" }`."""
+    return re.sub(r"\{([^{}]*)\}", lambda m: "{" + m.group(1).replace(" = ", ": ") + "}", text)
+
+
 def _message(err: Mapping[str, Any], fmt: str) -> str:
     """`what is wrong (what is allowed)` for one pydantic error."""
     kind = err["type"]
@@ -660,6 +683,7 @@ def _message(err: Mapping[str, Any], fmt: str) -> str:
     allowed = (info.description or "") if info is not None else ""
     if fmt == "yaml":
         allowed = allowed.replace("a table", "a mapping").replace("a [[shots]] table", "a '- ' list item")
+        allowed = _yaml_inline(allowed)
 
     hint = ""
     if kind == "missing":

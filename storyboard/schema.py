@@ -488,7 +488,7 @@ def _unknown_character_hint(name: str, names: list[str]) -> str:
         return f"did you mean '{guess}'?"
     if names:
         return "defined characters: " + ", ".join(names)
-    return "no characters are defined; add one under [characters]"
+    return "no characters are defined; add one to 'characters'"
 
 
 def _number(value: Any) -> float | None:
@@ -601,6 +601,14 @@ def cross_check(data: Mapping[str, Any]) -> list[Issue]:
 
         raw_transition = shot.get("transition")
         kind, length = _transition_parts(raw_transition)
+        if (kind == "cut" and isinstance(raw_transition, Mapping) and "duration" in raw_transition
+                and ("type" not in raw_transition or raw_transition["duration"] != DEFAULT_TRANSITION_DURATION)):
+            # a duration asks for a gradual transition: don't drop it without a word (a model
+            # dump writes the default duration next to every cut: that one says nothing)
+            issues.append(Issue(("shots", i, "transition", "duration"),
+                                "a cut has no duration: set the type to 'crossfade' or 'fade'"
+                                + ("" if "type" in raw_transition else " (the type defaults to 'cut')")))
+            continue
         length = _number(length)
         if kind not in ("crossfade", "fade") or length is None or length <= 0:
             continue

@@ -171,6 +171,33 @@ def test_unknown_shot_and_missing_file_are_one_line_errors(tmp_path):
         assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
+def test_a_model_that_cannot_be_found_is_reported_at_its_line(tmp_path):
+    film = tiny_copy(tmp_path)
+    film.write_text(film.read_text().replace('model = "tiny"', 'model = "wan2.1"'))
+    line = next(i for i, t in enumerate(film.read_text().splitlines(), 1) if t.startswith("model ="))
+    env_before = os.environ.pop("MOTIONQ_WAN21_PATH", None)
+    try:
+        for command in ("plan", "render"):
+            r = run_cli(command, str(film))
+            assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+            assert r.stderr.strip().startswith(f"{film}:{line}: film.model: Wan 2.1 weights not configured"), r.stderr
+    finally:
+        if env_before is not None:
+            os.environ["MOTIONQ_WAN21_PATH"] = env_before
+
+
+def test_short_help_and_version():
+    from importlib.metadata import version
+
+    for args in (("-h",), ("render", "-h")):
+        r = run_cli(*args)
+        assert r.returncode == 0 and "Usage: " in r.stdout and "--help" in r.stdout, r.stderr
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"storyboard {version('storyboard-motionq')}"
+    r = subprocess.run([sys.executable, "-m", "motionq.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f"motionq {version('storyboard-motionq')}", r.stderr
+
+
 def test_unwritable_outputs_fail_before_any_render(tmp_path):
     film = tiny_copy(tmp_path)
     (tmp_path / "afile").write_text("not a folder")

@@ -171,6 +171,14 @@ def test_cli_transfer(tiny_folder, tmp_path, moving_square):
     assert bad.exit_code == 2
     assert "no such file" in bad.output and "Traceback" not in bad.output
     assert len(bad.output.strip().splitlines()) == 1
+    # option mistakes and an unwritable output are found before any model is loaded (the
+    # model named here does not exist: reaching it would be another error)
+    for args, said in ((["--record", "perstep"], "--record: unknown value 'perstep'"),
+                       (["--inject-at", "pre"], "--inject-at: unknown value 'pre'"),
+                       (["-o", str(tmp_path / "out.txt")], "unsupported extension")):
+        early = runner.invoke(app, ["transfer", "--model", str(tmp_path / "no-model"), "--clip", str(ref),
+                                    "--prompt", PROMPT, *args])
+        assert early.exit_code == 2 and said in early.output, early.output
 
 
 def _per_frame_codec_pipeline():

@@ -62,6 +62,15 @@ EXPECTED: dict[str, list[tuple[int, str, str]]] = {
     "empty_shots.toml": [(2, "shots", "must not be empty (at least one shot")],
     "duplicate_key.yaml": [(6, "shots[0].duration", "duplicate key")],
     "anchors_off_unquoted.yaml": [(3, "consistency.anchors", 'write "off" in quotes')],
+    "cut_with_duration.toml": [
+        (4, "film.fps", "must be a whole number, got 8.0"),
+        (9, "shots[0].transition.duration", "a cut has no duration: set the type to 'crossfade' or 'fade' "
+                                             "(the type defaults to 'cut')"),
+    ],
+    "motion_not_mapping.yaml": [
+        (4, "shots[0].prompt", "unknown character {hero} (no characters are defined; add one to 'characters')"),
+        (5, "shots[0].motion", '(a mapping: { clip: "clips/move.mp4", strength: 0.6 })'),
+    ],
     "several.toml": [
         (6, "film.fps", "must be <= 60"),
         (15, "shots[0].duration", "must be > 0"),

@@ -316,7 +316,7 @@ def do_report(results_dir: Path, images: Path, report: Path) -> list[str]:
 
 _MODEL = typer.Option("animatic", "--model", help="Registered model name or a model folder.")
 _DEVICE = typer.Option(None, "--device", help="cpu, cuda, ... (default: cuda if present).")
-_THREADS = typer.Option(1, "--threads", min=1, help="torch threads (1 on the shared dev machine).")
+_THREADS = typer.Option(1, "--threads", min=1, help="torch threads (1 keeps timings steady when other jobs share the cores).")
 _STEPS = typer.Option(20, "--steps", min=1, help="Sampling steps.")
 _GUIDANCE = typer.Option(4.0, "--guidance", help="Classifier-free guidance scale.")
 _FRAMES = typer.Option(None, "--frames", help="Frames per clip (default: the model's).")
@@ -335,7 +335,7 @@ def multishot_cmd(
     steps: int = _STEPS,
     guidance: float = _GUIDANCE,
     frames: Optional[int] = _FRAMES,
-    bench_seed: int = typer.Option(0, "--bench-seed", help="Seed of the benchmark sets."),
+    bench_seed: int = typer.Option(0, "--bench-seed", min=0, help="Seed of the benchmark sets."),
     out: Path = typer.Option(RESULTS_DIR / RESULT_FILES["multishot"], "--out", help="Result JSON."),
     images: Path = _IMAGES,
     examples: bool = typer.Option(True, "--examples/--no-examples", help="Contact sheets of a win and a failure."),
@@ -503,7 +503,7 @@ def storyboards_cmd(
     folder: Path = typer.Argument(..., help="Where to write <set_id>.toml files."),
     sets: int = typer.Option(30, "--sets", min=1),
     shots: int = typer.Option(5, "--shots", min=2),
-    bench_seed: int = typer.Option(0, "--bench-seed"),
+    bench_seed: int = typer.Option(0, "--bench-seed", min=0),
     variant: Optional[str] = typer.Option(None, "--variant", help="Default: none written, so the model's default."),
     model: str = typer.Option("animatic", "--model"),
 ) -> None:
@@ -517,8 +517,8 @@ def storyboards_cmd(
 @eval_app.command("estimate")
 def estimate_cmd(
     model: str = _MODEL,
-    sets: int = typer.Option(30, "--sets"),
-    seeds: int = typer.Option(2, "--seeds"),
+    sets: int = typer.Option(30, "--sets", min=1),
+    seeds: int = typer.Option(2, "--seeds", min=1),
     steps: int = _STEPS,
     device: Optional[str] = _DEVICE,
     threads: int = _THREADS,
