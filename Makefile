@@ -14,8 +14,10 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first and pinned: the CPU wheel; an unpinned resolve pulls a multi-GB CUDA build.
-	$(PY) -m pip install --quiet torch==2.13.0
+	# torch first, pinned to the CPU build: a plain resolve on Linux pulls a multi-GB CUDA build.
+	# A local wheel cache (find-links) may carry 2.13.0+cpu; otherwise PyTorch's CPU index has it.
+	$(PY) -m pip install --quiet "torch==2.13.0+cpu" 2>/dev/null \
+		|| $(PY) -m pip install --quiet torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
