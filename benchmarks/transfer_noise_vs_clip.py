@@ -15,7 +15,11 @@ the same noise, then reads every centroid path with the analyser and reports, pe
   the source (plain_vs_source < 0.5), the share whose path is closer to the plain generation's
   than to the source's;
 - `found`: share of clips where the analyser finds the character at all (a character that
-  dissolves scores fidelity 0).
+  dissolves scores fidelity 0); `plain_found` the same for the plain generations.
+
+`--prompt-mode still` asks for a character that "stays still" instead of naming no motion:
+a prompt of the form the model was trained on (every training caption that names a character
+names its motion) that the clip contradicts.
 
 With `--init-mix B` the target's starting noise is also mixed with the source's latent
 ((1 - B) * noise + B * source, a crude stand-in for the low-frequency initialisation of
@@ -75,16 +79,33 @@ def _mixed_start(pipe, state: dict[str, Any]):
     pipe.prepare_latents = prepare
 
 
+def swap_weights(backbone, folder: Path) -> None:
+    """Load another checkpoint's transformer and text encoder into the built-in backbone."""
+    from diffusers import WanTransformer3DModel
+    from transformers import UMT5EncoderModel
+
+    pipe = backbone.pipe
+    for name, cls, sub in (("transformer", WanTransformer3DModel, "transformer"),
+                           ("text_encoder", UMT5EncoderModel, "text_encoder")):
+        other = cls.from_pretrained(folder / sub, use_safetensors=True)
+        getattr(pipe, name).load_state_dict(other.state_dict())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--prompt-mode", default="none", choices=("none", "motion"))
+    ap.add_argument("--prompt-mode", default="none", choices=("none", "still", "motion"))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--bench-seed", type=int, default=0)
     ap.add_argument("--init-mix", type=float, default=0.0)
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="a folder written by `motionq train --publish-to`: its transformer and text "
+                         "encoder replace the built-in model's (codec and method settings stay)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
     backbone = load_backbone("animatic")
+    if args.weights is not None:
+        swap_weights(backbone, args.weights)
     settings = TransferSettings(strengths=STRENGTHS, seeds=args.seeds, prompt_mode=args.prompt_mode,
                                 real=False, bench_seed=args.bench_seed)
     n, h, w = geometry(backbone)
@@ -104,7 +125,8 @@ def main() -> None:
             plain = read_shot(backbone.transfer(pair.source.frames, prompt, strength=0.0, seed=seed, **common))
             rec = {"pair": pair.name, "pair_type": pair.pair_type, "source_motion": pair.source.motion,
                    "path_kind": path_kind({"source_motion": pair.source.motion}), "seed": seed,
-                   "plain_vs_source": path_correlation(src, plain.centroids), "by_strength": {}}
+                   "plain_vs_source": path_correlation(src, plain.centroids),
+                   "plain_found": plain.identity is not None, "by_strength": {}}
             for s in STRENGTHS:
                 out = read_shot(backbone.transfer(pair.source.frames, prompt, strength=s, seed=seed, **common))
                 vs_plain = path_correlation(plain.centroids, out.centroids) if plain.centroids is not None else None
@@ -121,7 +143,8 @@ def main() -> None:
     summary: dict[str, Any] = {}
     for group in ("all", "same-shape", "different-shape", "straight", "curved"):
         rows = [r for r in records if group == "all" or group in (r["pair_type"], r["path_kind"])]
-        g: dict[str, Any] = {"plain_vs_source": _est([r["plain_vs_source"] for r in rows])}
+        g: dict[str, Any] = {"plain_vs_source": _est([r["plain_vs_source"] for r in rows]),
+                             "plain_found": round(float(np.mean([r["plain_found"] for r in rows])), 3)}
         for k in (f"{s:g}" for s in STRENGTHS):
             cells = [r["by_strength"][k] for r in rows]
             differ = [(r, c) for r, c in zip(rows, cells)
@@ -136,19 +159,21 @@ def main() -> None:
                 "n_differ": len(differ),
             }
         summary[group] = g
-    suffix = ("" if args.prompt_mode == "none" else f"-{args.prompt_mode}") + \
+    suffix = ("" if args.weights is None else f"-{args.weights.name}") + \
+        ("" if args.prompt_mode == "none" else f"-{args.prompt_mode}") + \
         ("" if args.init_mix == 0 else f"-mix{args.init_mix:g}") + \
         ("" if args.bench_seed == 0 else f"-bench{args.bench_seed}")
     out = args.out or ROOT / "benchmarks" / "results" / f"transfer_noise_vs_clip{suffix}.json"
     result = {"command": "python benchmarks/transfer_noise_vs_clip.py " + " ".join(sys.argv[1:]),
               "settings": settings.to_dict(), "init_mix": args.init_mix,
+              "weights": None if args.weights is None else str(args.weights),
               "seconds": round(time.time() - t0, 1), "summary": summary, "records": records}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out)
     for group, g in summary.items():
-        print(f"{group:16s} plain~source {g['plain_vs_source']['mean']:+.2f}  " + "  ".join(
+        print(f"{group:16s} plain: found {g['plain_found']:.2f} ~source {g['plain_vs_source']['mean']:+.2f}  " + "  ".join(
             f"{k}: found {g[k]['found']:.2f} ~source {g[k]['vs_source']['mean']:+.2f} "
             f"(found {g[k]['vs_source_found']['mean']:+.2f}) ~plain {g[k]['vs_plain']['mean']:+.2f} "
             f"plain wins {g[k]['share_plain_wins']} (n {g[k]['n_differ']})" for k in ("0.3", "0.6", "1")))

@@ -73,6 +73,10 @@ class TrainConfig:
     # Share of two-character scenes in the training data. 0.25 up to step 30,795; raised to
     # 0.5 after: with two characters the model put the right motions on the wrong sprites.
     p_two: float = 0.25
+    # Share of captions that leave out the motion phrase. 0 up to step 43,704, so a prompt
+    # that names who but not how (a motion-transfer target, docs/motion-transfer.md) was never
+    # seen in training.
+    p_no_motion: float = 0.0
     # Weight of the binding loss (0 = off): for two-character captions whose characters move
     # differently, the same noisy clip is also scored against the caption with the subjects
     # swapped (`swap_subjects`), and tau * softplus((loss_true - loss_swapped) / tau) asks
@@ -87,13 +91,16 @@ class TrainConfig:
 # Data
 
 
-def world_config(model: AnimaticConfig, p_two: float | None = None):
+def world_config(model: AnimaticConfig, p_two: float | None = None, p_no_motion: float = 0.0):
     """The sprite world a model of these sizes trains on (``p_two``: share of two-character
-    scenes; None = the world's default, which held-out evaluations use)."""
+    scenes; None = the world's default, which held-out evaluations use; ``p_no_motion``: share
+    of captions without their motion phrase)."""
     from motionq.spriteworld import WorldConfig
 
     # Caption dropout for guidance is the trainer's own (TrainConfig.caption_dropout).
-    extra = {} if p_two is None else {"p_two": p_two}
+    extra: dict = {} if p_two is None else {"p_two": p_two}
+    if p_no_motion:
+        extra["p_no_motion"] = p_no_motion
     return WorldConfig(height=model.height, width=model.width, num_frames=model.num_frames,
                        shapes=tuple(model.shapes), p_empty=0.0, **extra)
 
@@ -109,7 +116,7 @@ def video_tensor(frames: np.ndarray) -> torch.Tensor:
 def sample_batch(rng: np.random.Generator, cfg: TrainConfig, n: int):
     from motionq.spriteworld import sample_batch as world_batch
 
-    frames, captions, _ = world_batch(rng, world_config(cfg.model, cfg.p_two), n)
+    frames, captions, _ = world_batch(rng, world_config(cfg.model, cfg.p_two, cfg.p_no_motion), n)
     return video_tensor(frames), list(captions)
 
 
@@ -127,7 +134,7 @@ def binding_contrast(tokenizer, captions: list[str], max_sequence_length: int):
 
 
 def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float, p_two: float = 0.25,
-               binding: bool = False):
+               binding: bool = False, p_no_motion: float = 0.0):
     """The training batch of one step, seeded by (run seed, step) alone.
 
     Runs in data-worker processes (``--workers``): the batch does not depend on how many
@@ -138,7 +145,7 @@ def step_batch(model_cfg: dict, seed: int, step: int, n: int, dropout: float, p_
 
     cfg = AnimaticConfig(**{**model_cfg, "shapes": tuple(model_cfg["shapes"])})
     rng = np.random.default_rng([seed, 7, step])
-    frames, captions, _ = world_batch(rng, world_config(cfg, p_two), n, as_float=False)
+    frames, captions, _ = world_batch(rng, world_config(cfg, p_two, p_no_motion), n, as_float=False)
     drop = rng.random(n) < dropout
     captions = ["" if d else c for c, d in zip(captions, drop)]
     ids, mask = tokenize(_world_tokenizer(), captions, cfg.max_sequence_length)
@@ -166,17 +173,18 @@ class BatchStream:
 
         # spawn: the parent may already hold a CUDA context, which fork must not copy.
         self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-        self.args = (asdict(cfg.model), cfg.seed, cfg.batch, cfg.caption_dropout, cfg.p_two, cfg.binding > 0)
+        self.args = (asdict(cfg.model), cfg.seed, cfg.batch, cfg.caption_dropout, cfg.p_two, cfg.binding > 0,
+                     cfg.p_no_motion)
         self.ahead = 2 * workers
         self.next_step = first_step
         self.pending: list = []
         self._fill()
 
     def _fill(self) -> None:
-        model, seed, batch, dropout, p_two, binding = self.args
+        model, seed, batch, dropout, p_two, binding, p_no_motion = self.args
         while len(self.pending) < self.ahead:
             self.pending.append(self.pool.submit(step_batch, model, seed, self.next_step, batch, dropout, p_two,
-                                                 binding))
+                                                 binding, p_no_motion))
             self.next_step += 1
 
     def next(self):
@@ -914,6 +922,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=None, help="new peak lr from now on (warms up again)")
     ap.add_argument("--p-two", type=float, default=None,
                     help="share of two-character scenes in the data from now on")
+    ap.add_argument("--p-no-motion", type=float, default=None,
+                    help="share of captions without their motion phrase from now on")
     ap.add_argument("--max-sequence-length", type=int, default=None,
                     help="text tokens per caption from now on (the text encoder has no position table)")
     ap.add_argument("--binding", type=float, default=None,
@@ -960,6 +970,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
                                    ("eval_samples", args.eval_samples), ("eval_batch", args.eval_batch),
                                    ("checkpoint_every", args.checkpoint_every), ("p_two", args.p_two),
+                                   ("p_no_motion", args.p_no_motion),
                                    ("max_sequence_length", args.max_sequence_length),
                                    ("text_layers", args.text_layers), ("binding", args.binding),
                                    ("binding_tau", args.binding_tau))

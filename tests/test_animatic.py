@@ -214,6 +214,27 @@ def test_chunk_overrides_change_the_data_and_persist(tmp_path):
     assert all(len(parse_caption(c)["characters"]) == 2 for c in captions)
 
 
+def test_motion_free_captions_are_a_share_of_the_data():
+    """`--p-no-motion`: that share of captions names who but not how; 0 (the default) draws
+    exactly the captions it always did."""
+    from motionq.spriteworld import parse_caption, sample_batch
+    from motionq.train import world_config
+
+    cfg = AnimaticConfig()
+
+    def captions(p):
+        return sample_batch(np.random.default_rng(5), world_config(cfg, 0.25, p), 24, as_float=False)[1]
+
+    def motions(c):
+        return [ch.get("motion") for ch in parse_caption(c)["characters"]]
+
+    assert all(m is None for c in captions(1.0) for m in motions(c))
+    assert all(m is not None for c in captions(0.0) if c for m in motions(c))
+    assert captions(0.0) == sample_batch(np.random.default_rng(5), world_config(cfg, 0.25), 24, as_float=False)[1]
+    half = captions(0.5)
+    assert 0 < sum(all(m is None for m in motions(c)) for c in half if c) < len(half)
+
+
 def test_grown_text_encoder_starts_as_the_old_one_and_resumes(tmp_path):
     """`--text-layers` appends identity blocks: the same prompt embeddings (so the same
     samples) until training changes them; the grown run saves and resumes with the new depth."""
