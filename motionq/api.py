@@ -18,7 +18,7 @@ __all__ = [
     "DEFAULT_VARIANT", "PAPER_REFINE_RANGE", "PAPER_VARIANTS", "SHEET_LABEL_HEIGHT", "VARIANTS", "VARIANT_FIELDS",
     "Backbone", "BackboneError", "ConsistencyConfig", "Frames", "GroupRequest", "MotionSpec", "Progress",
     "ProgressFn", "SheetRow", "ShotRequest", "available_models", "contact_sheet_image", "default_variant",
-    "file_digest", "load_backbone", "model_fingerprint", "model_settings",
+    "file_digest", "load_backbone", "model_fingerprint", "model_settings", "package_version",
 ]
 
 #: The paper's consistency variants, in the order it ablates them.
@@ -149,6 +149,16 @@ class BackboneError(RuntimeError):
 
 # -- models by name, without the application importing motionq's internals ------------------
 # Lazy imports: planning a film needs fingerprints and settings, and must not pay for torch.
+
+
+def package_version() -> str:
+    """The installed version of storyboard-motionq (both commands print it with --version)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("storyboard-motionq")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "(not installed)"
 
 
 def available_models() -> list[str]:

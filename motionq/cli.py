@@ -28,12 +28,9 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from motionq.api import package_version
 
-        try:
-            typer.echo(f"motionq {version('storyboard-motionq')}")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            typer.echo("motionq (not installed)")
+        typer.echo(f"motionq {package_version()}")
         raise typer.Exit()
 
 

@@ -32,12 +32,9 @@ app = typer.Typer(
 
 def _show_version(value: bool) -> None:
     if value:
-        from importlib.metadata import PackageNotFoundError, version
+        from motionq.api import package_version
 
-        try:
-            typer.echo(f"storyboard {version('storyboard-motionq')}")
-        except PackageNotFoundError:  # run from a source tree that was never installed
-            typer.echo("storyboard (not installed)")
+        typer.echo(f"storyboard {package_version()}")
         raise typer.Exit()
 
 
