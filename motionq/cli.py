@@ -39,6 +39,7 @@ def _main(show_version: bool = typer.Option(False, "--version", is_eager=True, c
                                            help="Print the version and exit.")) -> None:
     """Motion by Queries: zero-shot motion transfer and consistent multi-shot video."""
 
+
 #: Errors a user can fix; anything else is a bug and keeps its traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from motionq.backbones import BackboneError

@@ -43,6 +43,8 @@ def _main(show_version: bool = typer.Option(False, "--version", is_eager=True, c
                                            help="Print the version and exit.")) -> None:
     """Write a film as a storyboard (TOML or YAML), render it with a text-to-video model, keep
     characters consistent across shots, and export the edit."""
+
+
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 #: Terminal columns below which `storyboard plan` lists prompts under the table, not in it.
