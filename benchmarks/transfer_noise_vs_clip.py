@@ -45,6 +45,7 @@ import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from motionq.backbones import load_backbone  # noqa: E402
 from motionq.evaluation.transfer import (  # noqa: E402
@@ -55,7 +56,6 @@ from motionq.evaluation.transfer import (  # noqa: E402
     source_path,
     target_prompt,
 )
-from motionq.methods.transfer import encode_video  # noqa: E402
 from motionq.metrics import mean_ci, path_correlation, read_shot  # noqa: E402
 
 STRENGTHS = (0.3, 0.6, 1.0)
@@ -64,31 +64,6 @@ STRENGTHS = (0.3, 0.6, 1.0)
 def _est(values: list[float]) -> dict[str, Any]:
     e = mean_ci(values)
     return {"mean": round(e.mean, 3), "ci": [round(e.lo, 3), round(e.hi, 3)], "n": e.n}
-
-
-def _mixed_start(pipe, state: dict[str, Any]):
-    """Wrap `pipe.prepare_latents` so the starting noise is mixed with `state["x0"]`."""
-    original = pipe.prepare_latents
-
-    def prepare(*args, **kwargs):
-        lat = original(*args, **kwargs)
-        if state.get("x0") is not None and state["mix"] > 0:
-            lat = (1.0 - state["mix"]) * lat + state["mix"] * state["x0"].to(lat)
-        return lat
-
-    pipe.prepare_latents = prepare
-
-
-def swap_weights(backbone, folder: Path) -> None:
-    """Load another checkpoint's transformer and text encoder into the built-in backbone."""
-    from diffusers import WanTransformer3DModel
-    from transformers import UMT5EncoderModel
-
-    pipe = backbone.pipe
-    for name, cls, sub in (("transformer", WanTransformer3DModel, "transformer"),
-                           ("text_encoder", UMT5EncoderModel, "text_encoder")):
-        other = cls.from_pretrained(folder / sub, use_safetensors=True)
-        getattr(pipe, name).load_state_dict(other.state_dict())
 
 
 def main() -> None:
@@ -105,21 +80,20 @@ def main() -> None:
     torch.set_num_threads(1)
     backbone = load_backbone("animatic")
     if args.weights is not None:
-        swap_weights(backbone, args.weights)
+        from sampler_validation import load_weights_folder
+
+        load_weights_folder(backbone.pipe, args.weights)
     settings = TransferSettings(strengths=STRENGTHS, seeds=args.seeds, prompt_mode=args.prompt_mode,
                                 real=False, bench_seed=args.bench_seed)
     n, h, w = geometry(backbone)
     pairs = build_pairs(backbone, settings)
-    state: dict[str, Any] = {"x0": None, "mix": args.init_mix}
-    if args.init_mix > 0:
-        _mixed_start(backbone.pipe, state)
-    common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
+    common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance,
+                  init_mix=args.init_mix)
     t0 = time.time()
     records = []
     for pair in pairs:
         prompt = target_prompt(pair, args.prompt_mode)
         src = source_path(pair.source)
-        state["x0"] = encode_video(backbone.pipe, pair.source.frames) if args.init_mix > 0 else None
         for replica in range(args.seeds):
             seed = 1000 * replica + 17 + 1_000_003 * args.bench_seed  # as `run_transfer`
             plain = read_shot(backbone.transfer(pair.source.frames, prompt, strength=0.0, seed=seed, **common))
