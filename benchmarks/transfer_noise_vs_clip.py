@@ -1,6 +1,7 @@
 """Whose motion does a transfer follow: the clip's, or the one its own starting noise gives?
 
     python benchmarks/transfer_noise_vs_clip.py [--prompt-mode none] [--seeds 3] [--bench-seed 0]
+                                                 [--init-mix B] [--weights DIR]
 
 On the built-in model the clip alone (a target prompt without motion words) carries only part
 of the source's path (docs/motion-transfer.md). This script asks why. For every sprite pair of
@@ -24,7 +25,9 @@ names its motion) that the clip contradicts.
 With `--init-mix B` the target's starting noise is also mixed with the source's latent
 ((1 - B) * noise + B * source, a crude stand-in for the low-frequency initialisation of
 inversion-based methods) to see whether the starting latent is what decides the motion.
-Writes benchmarks/results/transfer_noise_vs_clip[-<mode>][-mix<B>].json.
+`--weights DIR` scores other weights (a `motionq train --publish-to DIR` folder) with the
+built-in model's codec and settings.
+Writes benchmarks/results/transfer_noise_vs_clip[-<DIR name>][-<mode>][-mix<B>][-bench<seed>].json.
 """
 
 from __future__ import annotations
