@@ -192,6 +192,15 @@ def _encode_prompts(
     return pe.to(dtype), (ne.to(dtype) if ne is not None else None)
 
 
+def seeded_noise(latents: torch.Tensor, seed: int) -> torch.Tensor:
+    """The starting noise WanPipeline draws for `seed` (float32, shaped and placed like `latents`):
+    the recording noises the reference with it, and `init_mix` mixes into it."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    return randn_tensor(tuple(latents.shape), generator=torch.Generator().manual_seed(seed),
+                        device=latents.device, dtype=torch.float32)
+
+
 @torch.no_grad()
 def record_motion(
     pipe,
@@ -214,8 +223,6 @@ def record_motion(
     (`torch.Generator().manual_seed(seed)`), so one seed fixes everything. Only the steps that
     will be injected (`first_fraction(steps, strength)`) are recorded in per-step mode.
     """
-    from diffusers.utils.torch_utils import randn_tensor
-
     if record not in RECORD_MODES:
         raise ValueError(f"record must be one of {RECORD_MODES}, got {record!r}")
     if inject_at not in INJECT_POINTS:
@@ -234,8 +241,7 @@ def record_motion(
 
     cache = cache if cache is not None else QCache()
     device = latents.device
-    noise = randn_tensor(tuple(latents.shape), generator=torch.Generator().manual_seed(seed),
-                         device=device, dtype=torch.float32)
+    noise = seeded_noise(latents, seed)
     controller = AttentionController()
     names = [layer_name(b) for b in blocks]
     restore = install(transformer, controller, blocks, inject_at)
@@ -433,12 +439,7 @@ def transfer(
     )
     start = None
     if init_mix:
-        from diffusers.utils.torch_utils import randn_tensor
-
-        # the very noise the pipeline would draw from this seed (and the recording used)
-        noise = randn_tensor(tuple(latents.shape), generator=torch.Generator().manual_seed(seed),
-                             device=latents.device, dtype=torch.float32)
-        start = (1.0 - init_mix) * noise + init_mix * latents.float()
+        start = (1.0 - init_mix) * seeded_noise(latents, seed) + init_mix * latents.float()
     return generate(pipe, motion=motion, prompt_embeds=pe, negative_prompt_embeds=ne, latents=start, **common)
 
 
