@@ -84,7 +84,24 @@ class TrainConfig:
     # (the published model's predictions for them differ by ~0.1% of the guidance signal).
     binding: float = 0.0
     binding_tau: float = 0.01
+    # Which weights a chunk trains (`TRAINABLE_PARTS`): "all", or only the text side, for a
+    # fine-tune that changes what captions mean without redrawing the picture (every
+    # all-weights fine-tune of the published model cost exact count, docs/model-card.md).
+    train_only: str = "all"
     model: AnimaticConfig = field(default_factory=AnimaticConfig)
+
+
+# Weight-name tests of the trainable parts (names as in `Trainer._trainable_state`).
+#   text:  the text encoder, the transformer's text embedder and the key/value side of every
+#          cross-attention; the video stream (self-attention, FFN, queries, outputs) is fixed.
+#   cross: text, plus the whole cross-attention (its queries and output projection too).
+_TEXT_SIDE = ("text_encoder.", "transformer.condition_embedder.text_embedder.")
+_CROSS_KV = (".attn2.to_k.", ".attn2.to_v.", ".attn2.norm_k.")
+TRAINABLE_PARTS = {
+    "all": lambda name: True,
+    "text": lambda name: name.startswith(_TEXT_SIDE) or any(t in name for t in _CROSS_KV),
+    "cross": lambda name: name.startswith(_TEXT_SIDE) or ".attn2." in name,
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,8 +267,25 @@ class Trainer:
         self._warm_from = 0
         if state is not None:
             self._load(state)
+        self.freeze_to(self.cfg.train_only)
 
-    # -- parameters ---------------------------------------------------------------------------
+    # -- parameters
+    def freeze_to(self, part: str) -> None:
+        """Train only the weights of `TRAINABLE_PARTS[part]`; the rest keep their EMA values.
+
+        A frozen weight is set to its EMA (the published value), and the EMA update skips it
+        (averaging a value with itself still rounds), so raw and EMA stay exactly there."""
+        if part not in TRAINABLE_PARTS:
+            raise SystemExit(f"--train-only must be one of {', '.join(TRAINABLE_PARTS)}, got {part!r}")
+        self.cfg.train_only = part
+        keep = TRAINABLE_PARTS[part]
+        self._frozen = {name for name, _ in _named_trainables(self) if not keep(name)}
+        with torch.no_grad():
+            for name, p in _named_trainables(self):
+                p.requires_grad_(keep(name))
+                if not keep(name):
+                    p.copy_(self.ema[name])
+                    self.opt.state.pop(p, None)  # AdamW skips weights without a gradient ---------------------------------------------------------------------------
     def _trainable_params(self) -> list[torch.nn.Parameter]:
         return list(self.transformer.parameters()) + list(self.text_encoder.parameters())
 
@@ -473,7 +507,7 @@ class Trainer:
             decay = min(cfg.ema, (1 + self.step) / (10 + self.step))
             cur = self._trainable_state()
             # One fused update over all tensors (a kernel per tensor dominates on a GPU).
-            keys = [k for k, v in cur.items() if v.dtype.is_floating_point]
+            keys = [k for k, v in cur.items() if v.dtype.is_floating_point and k not in self._frozen]
             ema = [self.ema[k] for k in keys]
             torch._foreach_mul_(ema, decay)
             torch._foreach_add_(ema, [cur[k].detach() for k in keys], alpha=1 - decay)
@@ -794,6 +828,8 @@ def run(out: Path, minutes: float, max_steps: int | None = None, threads: int = 
         for k, v in overrides.items():
             if k == "text_layers":
                 tr.grow_text_encoder(v)
+            elif k == "train_only":
+                tr.freeze_to(v)
             elif k == "max_sequence_length":  # a model size that no weight depends on
                 tr.cfg.model = replace(tr.cfg.model, max_sequence_length=v)
             else:
@@ -924,6 +960,9 @@ def main(argv: list[str] | None = None) -> None:
                     help="share of two-character scenes in the data from now on")
     ap.add_argument("--p-no-motion", type=float, default=None,
                     help="share of captions without their motion phrase from now on")
+    ap.add_argument("--train-only", choices=sorted(TRAINABLE_PARTS), default=None,
+                    help="train only these weights from now on: text (text encoder, text embedder, "
+                         "cross-attention keys/values), cross (text + all of cross-attention) or all")
     ap.add_argument("--max-sequence-length", type=int, default=None,
                     help="text tokens per caption from now on (the text encoder has no position table)")
     ap.add_argument("--binding", type=float, default=None,
@@ -970,7 +1009,7 @@ def main(argv: list[str] | None = None) -> None:
     overrides = {k: v for k, v in (("batch", args.batch), ("lr", args.lr), ("eval_every", args.eval_every),
                                    ("eval_samples", args.eval_samples), ("eval_batch", args.eval_batch),
                                    ("checkpoint_every", args.checkpoint_every), ("p_two", args.p_two),
-                                   ("p_no_motion", args.p_no_motion),
+                                   ("p_no_motion", args.p_no_motion), ("train_only", args.train_only),
                                    ("max_sequence_length", args.max_sequence_length),
                                    ("text_layers", args.text_layers), ("binding", args.binding),
                                    ("binding_tau", args.binding_tau))

@@ -235,6 +235,34 @@ def test_motion_free_captions_are_a_share_of_the_data():
     assert 0 < sum(all(m is None for m in motions(c)) for c in half if c) < len(half)
 
 
+def test_train_only_text_moves_the_text_side_and_keeps_the_picture(tmp_path):
+    """`--train-only text`: a chunk updates the text encoder, text embedder and cross-attention
+    keys/values; every other weight stays exactly at its EMA value, through save and resume."""
+    from motionq.train import TRAINABLE_PARTS, TrainConfig, Trainer, run
+
+    tr = Trainer(tmp_path / "run", TrainConfig(batch=2, warmup=1, codec_steps=0))
+    tr.diffusion_step()  # raw weights now differ from their EMA
+    tr.save()
+    ema_before = {k: v.clone() for k, v in tr.ema.items()}
+    raw_before = {k: v.clone() for k, v in tr._trainable_state().items()}
+    tr = run(tmp_path / "run", minutes=5, max_steps=3, overrides={"train_only": "text", "lr": 1e-2})
+    assert tr.step == 3
+    back = Trainer(tmp_path / "run")
+    assert back.cfg.train_only == "text"
+    raw = back._trainable_state()
+    text = TRAINABLE_PARTS["text"]
+    frozen = [k for k in raw if not text(k)]
+    assert any(".attn1." in k for k in frozen) and any(".ffn." in k for k in frozen)
+    assert any(".attn2.to_q." in k for k in frozen) and "transformer.blocks.0.attn2.to_k.weight" not in frozen
+    for k in frozen:  # the published (EMA) value, raw and EMA alike
+        assert torch.equal(raw[k], ema_before[k]), k
+        assert torch.equal(back.ema[k], ema_before[k]), k
+    moved = [k for k in raw if text(k) and raw[k].dtype.is_floating_point and not torch.equal(raw[k], raw_before[k])]
+    assert any(k.startswith("text_encoder.") for k in moved)
+    assert any(".attn2.to_v." in k for k in moved)
+    assert all(not p.requires_grad for n, p in back.transformer.named_parameters() if ".ffn." in n)
+
+
 def test_grown_text_encoder_starts_as_the_old_one_and_resumes(tmp_path):
     """`--text-layers` appends identity blocks: the same prompt embeddings (so the same
     samples) until training changes them; the grown run saves and resumes with the new depth."""
