@@ -75,7 +75,7 @@ class TrainConfig:
     p_two: float = 0.25
     # Share of captions that leave out the motion phrase. 0 up to step 43,704, so a prompt
     # that names who but not how (a motion-transfer target, docs/motion-transfer.md) was never
-    # seen in training.
+    # seen in training; 0.25 in the text-side fine-tune to step 47,438.
     p_no_motion: float = 0.0
     # Weight of the binding loss (0 = off): for two-character captions whose characters move
     # differently, the same noisy clip is also scored against the caption with the subjects
