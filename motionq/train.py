@@ -269,7 +269,7 @@ class Trainer:
             self._load(state)
         self.freeze_to(self.cfg.train_only)
 
-    # -- parameters
+    # -- parameters ---------------------------------------------------------------------------
     def freeze_to(self, part: str) -> None:
         """Train only the weights of `TRAINABLE_PARTS[part]`; the rest keep their EMA values.
 
@@ -285,7 +285,8 @@ class Trainer:
                 p.requires_grad_(keep(name))
                 if not keep(name):
                     p.copy_(self.ema[name])
-                    self.opt.state.pop(p, None)  # AdamW skips weights without a gradient ---------------------------------------------------------------------------
+                    self.opt.state.pop(p, None)  # AdamW skips weights without a gradient
+
     def _trainable_params(self) -> list[torch.nn.Parameter]:
         return list(self.transformer.parameters()) + list(self.text_encoder.parameters())
 

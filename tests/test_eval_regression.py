@@ -716,12 +716,12 @@ def test_transfer_metrics_have_the_known_answers_on_an_oracle():
 #: {"identity_consistency": ["vanilla", "sdsa+qpres+qflow", "sdsa"]}. Only orderings with clear
 #: gaps in the full run belong here: the check re-measures on ORDER_SETS sets only.
 #: Empty: not filled in yet, the test skips.
-#: From the full run of 2026-11-26 (step-43,704 weights, refinement at t in [100, 500], 60
-#: groups per variant): identity consistency vanilla 0.06 [0.04, 0.08] < the built-in model's
-#: default variant (refine, joint) 0.27 [0.22, 0.32]; it costs some motion: adherence 0.84
-#: [0.80, 0.88] against vanilla's 0.92 [0.89, 0.95]. (Detected 0.98 vs 1.00 is no clear gap,
-#: so it is not checked; the paper's full method showed the same two orderings. The step-40,406
-#: run showed them too: 0.05 < 0.35, 0.84 < 0.92.)
+#: From the full run of 2026-11-27 (step-47,438 weights, refinement at t in [100, 500], 60
+#: groups per variant): identity consistency vanilla 0.05 [0.04, 0.07] < the built-in model's
+#: default variant (refine, joint) 0.24 [0.20, 0.27]; it costs some motion: adherence 0.90
+#: [0.86, 0.93] against vanilla's 0.97 [0.95, 0.99]. (Detected 0.98 vs 1.00 is no clear gap,
+#: so it is not checked; the paper's full method showed the same two orderings. The step-43,704
+#: and step-40,406 runs showed them too: 0.06 < 0.27, 0.84 < 0.92; 0.05 < 0.35, 0.84 < 0.92.)
 EXPECTED_ORDER: dict[str, list[str]] = {
     "identity_consistency": ["vanilla", "refine"],
     "motion_adherence": ["refine", "vanilla"],

@@ -27,9 +27,10 @@ REFINE_RANGE = (100, 500)
 # The variant a storyboard gets unless it names one: the refinement alone (no shared keys, no Q
 # control). On this model sharing subject keys costs motion and aligns no identity, and the
 # refinement does the aligning. Full evaluation (60 groups, anchor mode as storyboards render,
-# benchmarks/results/eval_multishot.json, docs/results.md): "refine" identity 0.27, motion
-# adherence 0.84 (vanilla 0.06 / 0.92); the paper's full method 0.29 / 0.82 at more cost
-# (step-43,704 weights; on step 40,406: 0.35 / 0.84, vanilla 0.05 / 0.92, paper 0.37 / 0.82).
+# benchmarks/results/eval_multishot.json, docs/results.md): "refine" identity 0.24, motion
+# adherence 0.90 (vanilla 0.05 / 0.97); the paper's full method 0.24 / 0.88 at more cost
+# (step-47,438 weights; step 43,704: refine 0.27 / 0.84, vanilla 0.06 / 0.92, paper 0.29 /
+# 0.82; step 40,406: 0.35 / 0.84, vanilla 0.05 / 0.92, paper 0.37 / 0.82).
 DEFAULT_VARIANT = "refine"
 # Motion transfer: Q injected into blocks 2-5 of 6. With the method's default (the last third,
 # 4-5, the paper's Wan 2.1 setting scaled) the GPU-trained weights followed real (non-sprite)
