@@ -57,6 +57,7 @@ __all__ = [
     "motion_diversity",
     "optical_flow",
     "path_correlation",
+    "path_error",
     "prompt_motion",
     "prompt_identity",
     "read_shot",
@@ -367,6 +368,28 @@ def path_correlation(source: np.ndarray | None, target: np.ndarray | None) -> fl
     if sb < 1e-9:
         return 0.0
     return float(np.clip((a * b).sum() / math.sqrt(sa * sb), -1.0, 1.0))
+
+
+def path_error(source: np.ndarray | None, target: np.ndarray | None, canvas: float,
+               from_start: bool = True) -> float:
+    """Mean distance between two (F, 2) paths over their common frames, in canvas sides,
+    clipped to 1 (the complement of `path_correlation`, which ignores speed and position).
+
+    from_start: compare each path's displacement from its own first frame (`trajectory_distance`
+    of `displacement_path`s: direction and speed count, the start position does not; the only
+    form for clips whose path is a tracked displacement), else the absolute positions. A target
+    that was not found (None) scores 1, the worst; NaN when the source has fewer than two known
+    frames.
+    """
+    a = _fill_missing(source) if source is not None else None
+    if a is None:
+        return float("nan")
+    b = _fill_missing(target) if target is not None else None
+    if b is None:
+        return 1.0
+    if from_start:
+        a, b = a - a[0], b - b[0]
+    return trajectory_distance(a / float(canvas), b / float(canvas))
 
 
 def track_fidelity(source: np.ndarray, target: np.ndarray, min_side: int = 128) -> float:

@@ -229,6 +229,49 @@ def test_transfer_pairs_and_prompts():
         assert prompt_motion(target_prompt(p, "still")) == "stay"
 
 
+def test_free_path_sources_follow_paths_no_caption_names():
+    from motionq.evaluation.transfer import (
+        FREE_PATHS, TransferSettings, free_path_sources, path_kind, score_clip, source_path, transfer_pairs,
+    )
+    from motionq.metrics import path_correlation
+    from motionq.spriteworld import MOTIONS
+
+    srcs = free_path_sources(9, 32, 32, shapes=("circle", "square", "triangle", "diamond"))
+    assert [s.stated_motion for s in srcs] == list(FREE_PATHS) and {s.kind for s in srcs} == {"path"}
+    assert [s.frames.tobytes() for s in srcs] == [s.frames.tobytes() for s in free_path_sources(9, 32, 32, shapes=(
+        "circle", "square", "triangle", "diamond"))]  # deterministic
+    straight = {"left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"}
+    for s in srcs:
+        c = source_path(s)
+        assert np.isfinite(c).all(), s.name  # the analyser finds the sprite in every frame
+        assert s.motion in MOTIONS  # the nearest caption, which the text-only baseline asks for
+        if s.stated_motion in ("stop-go", "speed-up"):
+            # straight in space, uneven in time: the correlation ignores exactly what differs
+            assert s.motion in straight
+            line = np.linspace(c[0], c[-1], len(c))
+            assert path_correlation(c, line) > 0.95
+    pairs = transfer_pairs(srcs)
+    assert len(pairs) == 10 and {p.pair_type for p in pairs} == {"free-path"}
+    # a target drawn exactly on the source's path scores perfectly, on every measure
+    rec = {**score_clip(pairs[0], srcs[0].frames), "source_kind": "path", "source_motion": srcs[0].motion}
+    assert rec["fidelity"] == pytest.approx(1.0)
+    assert rec["displacement_error"] == pytest.approx(0.0) and rec["position_error"] == pytest.approx(0.0)
+    assert path_kind(rec) == "free"
+    assert TransferSettings().free_paths is False  # library default: the published pair set
+
+
+def test_paired_error_metrics_favour_the_clip_when_positive():
+    from motionq.evaluation.transfer import paired_vs_text
+
+    def rec(pair, mode, err):
+        return {"pair": pair, "replica": 0, "mode": mode, "strength": None if mode == "text" else 0.6,
+                "pair_type": "x", "fidelity": 0.5, "displacement_error": err}
+
+    records = [rec("a", "text", 0.30), rec("a", "transfer", 0.10), rec("b", "text", 0.20), rec("b", "transfer", 0.25)]
+    est = paired_vs_text(records, [0.6], metric="displacement_error")["x"]["0.6"]
+    assert est["mean"] == pytest.approx((0.20 - 0.05) / 2) and est["wins"] == 1 and est["losses"] == 1
+
+
 def test_model_shapes_leave_out_what_the_model_cannot_draw(tiny_backbone, tmp_path):
     from motionq.evaluation.transfer import TransferSettings, build_pairs, model_shapes
     from motionq.spriteworld import SHAPES
@@ -243,6 +286,17 @@ def test_model_shapes_leave_out_what_the_model_cannot_draw(tiny_backbone, tmp_pa
     assert model_shapes(Published()) == ("circle", "square")
     pairs = build_pairs(tiny_backbone, TransferSettings(real=False, shapes=("circle", "triangle")))
     assert {p.source.identity[0] for p in pairs} | {p.target[0] for p in pairs} <= {"circle", "triangle"}
+
+
+def test_free_paths_leave_the_other_pairs_as_they_were(tiny_backbone, tmp_path):
+    from motionq.evaluation.transfer import TransferSettings, build_pairs
+
+    def names(free):
+        return [p.name for p in build_pairs(tiny_backbone, TransferSettings(free_paths=free), tmp_path / "clips")]
+
+    without, with_free = names(False), names(True)
+    # published results compare across runs: adding sources must not redraw existing targets
+    assert with_free[:len(without)] == without and len(with_free) == len(without) + 10
 
 
 def test_real_sources_have_their_stated_motion(tmp_path):

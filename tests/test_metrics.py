@@ -175,6 +175,25 @@ def test_path_correlation_known_values():
     assert M.path_correlation(line, gappy) == pytest.approx(1.0)
 
 
+def test_path_error_counts_speed_and_position_that_correlation_ignores():
+    t = np.arange(9, dtype=float)[:, None]
+    line = np.hstack([t * 2, t * 0]) + [5, 7]
+    # correlation calls a faster, shifted copy perfect; the error measures both differences
+    fast = np.hstack([t * 4, t * 0]) + [5, 7]
+    assert M.path_correlation(line, fast) == pytest.approx(1.0)
+    assert M.path_error(line, fast, 32.0) == pytest.approx(np.mean(2 * t[:, 0]) / 32.0)
+    shifted = line + [3, 4]  # same motion, 5 px away
+    assert M.path_error(line, shifted, 32.0) == pytest.approx(0.0)  # from the start: position free
+    assert M.path_error(line, shifted, 32.0, from_start=False) == pytest.approx(5.0 / 32.0)
+    assert M.path_error(line, line, 32.0, from_start=False) == 0.0
+    assert M.path_error(line, None, 32.0) == 1.0  # no character: the worst score
+    assert M.path_error(line, line + [100, 0], 8.0, from_start=False) == 1.0  # clipped
+    assert math.isnan(M.path_error(None, line, 32.0))
+    gappy = fast.copy()
+    gappy[4] = np.nan  # interpolated, as in path_correlation
+    assert M.path_error(line, gappy, 32.0) == pytest.approx(M.path_error(line, fast, 32.0))
+
+
 def test_fidelity_on_sprite_pairs():
     src = M.read_shot(sprite("bounce", "circle", "red", seed=1))
     same = M.read_shot(sprite("bounce", "square", "blue", seed=1))  # same seed: same path, other look

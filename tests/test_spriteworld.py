@@ -144,6 +144,24 @@ def test_motion_shapes():
     assert np.allclose(s, [16.0, 16.0])
 
 
+def test_an_explicit_path_overrides_the_motion_formula():
+    from dataclasses import replace
+
+    from motionq.spriteworld import analyse
+    from motionq.spriteworld.world import trajectory
+
+    cfg = WorldConfig(num_frames=6, p_two=0.0, motions=("right",))
+    scene = sample_scene(np.random.default_rng(3), cfg)
+    path = ((0.0, 0.0), (3.0, 0.0), (6.0, 0.0), (6.0, 3.0), (6.0, 6.0), (6.0, 9.0))  # across, then down
+    ch = replace(scene.characters[0], start=(10.0, 8.0), path=path)
+    np.testing.assert_allclose(trajectory(ch, 6), np.asarray(path) + [10.0, 8.0])
+    frames = render_scene(replace(scene, characters=(ch,)))
+    track = analyse(frames).characters[0]
+    np.testing.assert_allclose(track.centroids - track.centroids[0], np.asarray(path), atol=0.3)
+    with pytest.raises(ValueError, match="6 frames, 8 asked"):
+        trajectory(ch, 8)
+
+
 def test_background_variants_render():
     ch = Character("square", "red", 9.0, "stay", 0.0, (8.0, 8.0))
     plain = Scene((ch,), Background("navy"), 4, 32, 32)

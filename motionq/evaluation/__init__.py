@@ -289,7 +289,8 @@ def motion_transfer_settings(steps: int = 20, seeds: int = 2):
     """The `eval all` transfer run whose prompts name the motion (4 strengths, 2 seeds)."""
     from motionq.evaluation.transfer import TransferSettings
 
-    return TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion")
+    return TransferSettings(strengths=(0.0, 0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion",
+                            free_paths=True)
 
 
 def heldout_transfer_settings(steps: int = 20, seeds: int = 3):
@@ -298,7 +299,7 @@ def heldout_transfer_settings(steps: int = 20, seeds: int = 3):
     from motionq.evaluation.transfer import TransferSettings
 
     return TransferSettings(strengths=(0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion",
-                            real=False, bench_seed=1)
+                            real=False, bench_seed=1, free_paths=True)
 
 
 def do_report(results_dir: Path, images: Path, report: Path) -> list[str]:
@@ -393,6 +394,8 @@ def transfer_cmd(
     seeds: int = typer.Option(1, "--seeds", min=1, help="Seed replicas per pair."),
     prompt_mode: str = typer.Option("none", "--prompt-mode", help="none | still | motion (target prompt wording)."),
     real: bool = typer.Option(True, "--real/--no-real", help="Include the non-sprite clips."),
+    free_paths: bool = typer.Option(True, "--free-paths/--no-free-paths",
+                                    help="Include the sprite clips on paths no caption names (turns, arcs, pauses)."),
     max_pairs: Optional[int] = typer.Option(None, "--max-pairs", min=1, help="Only the first N pairs."),
     shapes: Optional[str] = typer.Option(None, "--shapes", help="Sprite shapes, comma list (default: the model's)."),
     sprite_motions: Optional[str] = typer.Option(
@@ -409,7 +412,7 @@ def transfer_cmd(
     device: Optional[str] = _DEVICE,
     threads: int = _THREADS,
 ) -> None:
-    """Motion fidelity and identity leakage vs strength, same-/different-shape and real clips."""
+    """Motion fidelity and identity leakage vs strength: same-/different-shape, free-path and real clips."""
     from motionq.evaluation.transfer import PROMPT_MODES, SPRITE_SOURCE_MOTIONS, TransferSettings
 
     _setup_threads(threads)
@@ -417,7 +420,7 @@ def transfer_cmd(
         if prompt_mode not in PROMPT_MODES:
             raise ValueError(f"--prompt-mode must be one of {', '.join(PROMPT_MODES)}")
         settings = TransferSettings(strengths=_parse_floats(strengths), seeds=seeds, steps=steps,
-                                    guidance=guidance, prompt_mode=prompt_mode, real=real,
+                                    guidance=guidance, prompt_mode=prompt_mode, real=real, free_paths=free_paths,
                                     num_frames=frames, max_pairs=max_pairs,
                                     shapes=_parse_shapes(shapes), bench_seed=bench_seed,
                                     sprite_motions=_parse_motions(sprite_motions) or SPRITE_SOURCE_MOTIONS)
@@ -526,7 +529,7 @@ def estimate_cmd(
     """Time one group per variant, one transfer pair and one DMT pair; extrapolate `eval all`."""
     from motionq.evaluation.dmt import DMTSettings, run_dmt
     from motionq.evaluation.multishot import ALL_VARIANTS, MultishotSettings, run_multishot
-    from motionq.evaluation.transfer import TransferSettings, build_pairs, run_transfer
+    from motionq.evaluation.transfer import FREE_PATHS, TransferSettings, build_pairs, run_transfer
 
     _setup_threads(threads)
     try:
@@ -534,7 +537,7 @@ def estimate_cmd(
         ms = run_multishot(backbone, MultishotSettings(sets=1, seeds=1, steps=steps))
         tr = run_transfer(backbone, TransferSettings(steps=steps, max_pairs=1))
         dm = run_dmt(backbone, DMTSettings(pairs=1, steps=steps))
-        n_pairs = len(build_pairs(backbone, TransferSettings()))
+        n_pairs = len(build_pairs(backbone, TransferSettings(free_paths=True)))
     except _user_errors() as exc:
         _fail(str(exc))
     groups = sets * seeds
@@ -556,7 +559,7 @@ def estimate_cmd(
     total += t_trm
     lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
     hts = heldout_transfer_settings(steps)
-    held_pairs = 2 * len(hts.sprite_motions)  # sprite sources only: same- and different-shape
+    held_pairs = 2 * (len(hts.sprite_motions) + len(FREE_PATHS))  # sprite sources only, two targets each
     t_ho = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hts.strengths) + 1) * hts.seeds
     total += t_ho
     lines.append(f"  transfer, held-out ({held_pairs} pairs)        -> {t_ho / 60:.1f} min")
@@ -579,7 +582,7 @@ def all_cmd(
     sets: int = typer.Option(30, "--sets", min=1),
     seeds: int = typer.Option(2, "--seeds", min=1, help="Seed replicas per multi-shot set."),
     variants: str = typer.Option("all", "--variants"),
-    transfer_seeds: int = typer.Option(1, "--transfer-seeds", min=1),
+    transfer_seeds: int = typer.Option(2, "--transfer-seeds", min=1),
     motion_seeds: int = typer.Option(2, "--motion-seeds", min=1,
                                      help="Seed replicas of the transfer run whose prompts name the motion."),
     dmt_pairs: int = typer.Option(26, "--dmt-pairs", min=1),
@@ -613,7 +616,7 @@ def all_cmd(
             dms = DMTSettings(**smoke, prompt_mode="motion")
         else:
             ms = MultishotSettings(sets=sets, seeds=seeds, variants=parse_variants(variants), steps=steps)
-            ts = TransferSettings(seeds=transfer_seeds, steps=steps)
+            ts = TransferSettings(seeds=transfer_seeds, steps=steps, free_paths=True)
             tms = motion_transfer_settings(steps, motion_seeds)
             hts = heldout_transfer_settings(steps)
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)

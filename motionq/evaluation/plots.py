@@ -76,7 +76,7 @@ def plot_transfer(result: Mapping[str, Any], out_dir: str | os.PathLike) -> str:
     plt = _plt()
     summary = result["summary"]
     fig, (ax_f, ax_l) = plt.subplots(1, 2, figsize=(10.5, 4))
-    colours = {"same-shape": "tab:red", "different-shape": "tab:blue", "real": "tab:green"}
+    colours = {"same-shape": "tab:red", "different-shape": "tab:blue", "free-path": "tab:purple", "real": "tab:green"}
     for ptype, per in summary["by_strength"].items():
         s = np.array([float(k) for k in per])
         order = np.argsort(s)
@@ -196,9 +196,14 @@ Where the paper is silent these are our choices (code: `motionq/evaluation/`).
   (a Game-of-Life board behind a diagonally moving window, a mandelbrot view panning, a testsrc2
   box sliding over a backdrop; about 2.5 px/frame at 32 px, like the sprites); their motion class
   is read from the fitted clip's tracked path (bounce.mp4's two hops fitted into 9 frames read as
-  a zigzag, and that is what the text baseline then asks for). Every sprite source
+  a zigzag, and that is what the text baseline then asks for). `eval transfer` adds 5 free-path
+  sprite clips (`FREE_PATHS`: an L-turn, a half-circle arc, an S-curve, a stop-and-go and a
+  speed-up, mirrored at random, centred): paths no caption names, the case motion references
+  are for; the text baseline asks for the motion class the analyser reads from them (the
+  nearest thing the captions say: "moves right" for all but the L-turn). Every sprite source
   has a same-shape target (its shape, another colour) and a different-shape target (another shape
-  and colour); other clips have two random targets. In the first transfer run target prompts
+  and colour; free-path sources' two targets form one `free-path` group); other clips have two
+  random targets. In the first transfer run target prompts
   name identity and background only ("a blue circle on a navy background"), so motion can only
   come from the reference; the text-only baseline names the source's motion instead ("...
   bounces to the right ..."). The second run names the motion in both, so the paired difference
@@ -254,7 +259,14 @@ analyser's most confident track.
   (`goodFeaturesToTrack` + `calcOpticalFlowPyrLK`, forward-backward checked). Target path: the
   analyser's centroids (targets are sprite-world generations). In the JSON also *track
   fidelity* (tracked points in both clips) and *flow fidelity* (source-magnitude-weighted cosine
-  of per-frame mean flow vectors), which need no analyser.
+  of per-frame mean flow vectors), which need no analyser. Path correlation is dominated by the
+  net displacement: a straight line in the right direction scores 0.84-0.99 against an arc, an
+  S-curve, an L-turn or a speed-up.
+- **Displacement error** (transfer): `mean_t |D_src(t) - D_tgt(t)|` with D as in motion diversity
+  (displacement from the first frame in canvas sides, clipped to 1; a target without its
+  character scores 1), lower is better: where fidelity ignores speed, this counts it.
+  **Position error**: the same on absolute positions (sprite sources only; the other clips'
+  paths are displacements).
 - **Motion match**: the target's motion class equals the source's.
 - **Identity kept**: the target shows exactly the asked shape and colour.
 - **Identity leakage**: the target shows the source's colour (or, for different-shape pairs, its
@@ -358,14 +370,16 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
     ]
     for ptype, per in summ["by_strength"].items():
         out += [f"**{ptype}** pairs:", "",
-                "| strength | fidelity | motion match | identity kept | leakage (any) | colour leak | shape leak | n |",
-                "|---|---|---|---|---|---|---|---|"]
+                "| strength | fidelity | displacement error | position error | motion match | identity kept | "
+                "leakage (any) | colour leak | shape leak | n |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
         base = summ["text_baseline"].get(ptype)
         rows = list(per.items())
         if base:
             rows.append(("text only", base))
         for s, e in rows:
-            out.append(f"| {s} | {_cell(e['fidelity'])} | {_cell(e['motion_match'])} | {_cell(e['identity_kept'])} | "
+            out.append(f"| {s} | {_cell(e['fidelity'])} | {_cell(e.get('displacement_error'))} | "
+                       f"{_cell(e.get('position_error'))} | {_cell(e['motion_match'])} | {_cell(e['identity_kept'])} | "
                        f"{_cell(e['leakage'])} | {_cell(e['leak_colour'])} | {_cell(e['leak_shape'])} | "
                        f"{e['fidelity']['n']} |")
         out.append("")
@@ -375,6 +389,8 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
                                         "the text-only baseline (which names the motion; the prompts with the clip "
                                         "here do not), mean [95% CI] and clear wins / losses, by the kind of the "
                                         "source's path")
+    out += _by_path_section(doc, shown, _DISPLACEMENT_INTRO, metric="displacement_error")
+    out += _by_path_section(doc, shown, _POSITION_INTRO, metric="position_error")
     png = images_dir / "transfer_tradeoff.png"
     if png.exists():
         out += [f"![fidelity and leakage vs strength]({_rel(png, report)})", ""]
@@ -437,6 +453,8 @@ def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = Fals
                 "fidelity of the text-only baseline, mean [95% CI], and clear wins / losses (|diff| > 0.01):",
                 ""] + _paired_table("pairs", paired, strengths)
     out += _by_path_section(doc, strengths, "The same difference by the kind of the source's path")
+    out += _by_path_section(doc, strengths, _DISPLACEMENT_INTRO, metric="displacement_error")
+    out += _by_path_section(doc, strengths, _POSITION_INTRO, metric="position_error")
     return out
 
 
@@ -449,19 +467,35 @@ def _paired_table(label: str, paired: Mapping[str, Any], strengths: Sequence[str
     return out + [""]
 
 
-def _by_path_section(doc: Mapping[str, Any], strengths: Sequence[str], intro: str) -> list[str]:
-    """The paired difference by the kind of the source's path (computed from the records, so
-    results saved before the summary carried it show it too)."""
+_POSITION_INTRO = (
+    "Position error, the same on absolute positions (sprite sources only): where the character is, "
+    "which no prompt here says; text-only error minus the clip's, so positive favours the clip")
+
+_DISPLACEMENT_INTRO = (
+    "Displacement error, the speed-aware complement of fidelity: mean distance between the source's and "
+    "the target's displacement from their first frame, in canvas sides (0 = same path at the same speed; "
+    "a target without its character scores 1); paired as above, the text-only baseline's error minus the "
+    "clip's, so positive means the clip brings the target closer to the source's actual path")
+
+
+def _by_path_section(doc: Mapping[str, Any], strengths: Sequence[str], intro: str,
+                     metric: str = "fidelity") -> list[str]:
+    """The paired gain of `metric` by the kind of the source's path (computed from the records,
+    so results saved before the summary carried it show it too; empty when no record has it)."""
     from motionq.evaluation.transfer import CURVED_MOTIONS, paired_vs_text, path_kind
 
     records = doc.get("records") or []
-    if not any(r.get("mode") == "text" for r in records):
+    if not any(r.get("mode") == "text" and r.get(metric) is not None for r in records):
         return []
-    by_path = paired_vs_text(records, doc["settings"]["strengths"], group=path_kind)
+    by_path = paired_vs_text(records, doc["settings"]["strengths"], group=path_kind, metric=metric)
+    by_path = {g: per for g, per in by_path.items() if any(e.get("n") for e in per.values())}
+    if metric != "fidelity":
+        return [f"{intro}:", ""] + _paired_table("path", by_path, strengths)
     return [f"{intro}: curved ({', '.join(sorted(CURVED_MOTIONS))}: "
             "the text names the class, not the phase, amplitude or turns) or straight (the text alone "
             "reproduces it up to speed and position, which path correlation ignores, so the baseline is at "
-            "or near the ceiling of 1); `-real` marks the non-sprite clips:", ""] \
+            "or near the ceiling of 1); `free` are the free-path sources (turns, an arc, a pause, a speed-up: "
+            "the text asks for the nearest class); `-real` marks the non-sprite clips:", ""] \
         + _paired_table("path", by_path, strengths)
 
 

@@ -10,6 +10,10 @@ Sources (motion references), all fitted to the model's frames and size:
   plain backdrop), each with a known dominant motion of about 2.5 px/frame at 32 px (the
   sprites' speed).
 
+- free-path sprite clips (`free_path_sources`, with `TransferSettings.free_paths`): one
+  character on a path no caption names (`FREE_PATHS`: turns, an arc, a pause, a speed-up); the
+  text baseline asks for the nearest caption, the motion class the analyser reads.
+
 Pairs: every sprite source gets a **same-shape** target (its shape, another colour) and a
 **different-shape** target (another shape, another colour); real sources get two targets of
 random identity. The target prompt names only the target's identity and the background
@@ -20,7 +24,8 @@ from the reference; it is generated at strength 0, 0.1, ..., 1.0 (0 = plain gene
 
 Per clip: motion fidelity (correlation of the source's path -- analyser centroids for sprite
 clips, tracked corner points for the others -- with the target character's centroid path),
-track and flow fidelity (both clips measured alike, without the analyser), motion-class match,
+track and flow fidelity (both clips measured alike, without the analyser), displacement and
+position error (`path_error`: the speed and position that path correlation ignores), motion-class match,
 identity kept (target shows the asked shape and colour), and identity leakage (target shows the
 source's shape or colour; sprite sources only).
 """
@@ -40,6 +45,7 @@ from motionq.metrics import (
     identity_leakage,
     mean_ci,
     path_correlation,
+    path_error,
     read_shot,
     track_fidelity,
     tracked_path,
@@ -47,11 +53,14 @@ from motionq.metrics import (
 
 __all__ = [
     "CURVED_MOTIONS",
+    "ERROR_METRICS",
+    "FREE_PATHS",
     "PROMPT_MODES",
     "Pair",
     "Source",
     "TransferSettings",
     "build_pairs",
+    "free_path_sources",
     "geometry",
     "make_ffmpeg_clips",
     "model_shapes",
@@ -86,7 +95,7 @@ class Source:
     `direction`: its motion class as read from the fitted clip (the scene's for sprite clips)."""
 
     name: str
-    kind: str  # "sprite" | "real"
+    kind: str  # "sprite" | "path" (a sprite on a path no caption names, `FREE_PATHS`) | "real"
     frames: np.ndarray = field(repr=False, compare=False)
     identity: tuple[str | None, str | None]  # (shape, colour); (None, None) for real clips
     motion: str  # motion class of its (dominant) movement
@@ -102,7 +111,7 @@ class Pair:
 
     source: Source
     target: tuple[str, str]  # (shape, colour)
-    pair_type: str  # "same-shape" | "different-shape" | "real"
+    pair_type: str  # "same-shape" | "different-shape" | "free-path" | "real"
 
     @property
     def name(self) -> str:
@@ -120,6 +129,7 @@ class TransferSettings:
     prompt_mode: str = "none"
     sprite_motions: tuple[str, ...] = SPRITE_SOURCE_MOTIONS
     real: bool = True
+    free_paths: bool = False  # add the free-path sprite sources (`FREE_PATHS`)
     bench_seed: int = 0
     num_frames: int | None = None
     operating_strength: float = 0.6  # the default strength: timings and the DMT comparison
@@ -139,27 +149,87 @@ class TransferSettings:
 # ---------------------------------------------------------------------------------------------
 
 
+def _one_sprite_config(rng: np.random.Generator, shapes: Sequence[str], motion: str,
+                       num_frames: int, height: int, width: int):
+    """World settings for one character of random shape (from `shapes`), colour and background."""
+    from motionq.spriteworld import BACKGROUNDS, DEFAULT_COLOURS, WorldConfig
+
+    shape = shapes[int(rng.integers(len(shapes)))]
+    colour = DEFAULT_COLOURS[int(rng.integers(len(DEFAULT_COLOURS)))]
+    bg = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
+    return WorldConfig(height=height, width=width, num_frames=num_frames, shapes=(shape,), colours=(colour,),
+                       backgrounds=(bg,), motions=(motion,), p_two=0.0)
+
+
 def sprite_sources(num_frames: int, height: int, width: int, seed: int = 0,
                    motions: Sequence[str] = SPRITE_SOURCE_MOTIONS,
                    shapes: Sequence[str] | None = None) -> list[Source]:
     """One sprite clip per motion, random shape (from `shapes`, default all) / colour /
     background, deterministic."""
-    from motionq.spriteworld import BACKGROUNDS, DEFAULT_COLOURS, SHAPES, WorldConfig, render_scene, sample_scene
+    from motionq.spriteworld import SHAPES, render_scene, sample_scene
 
     pool = tuple(shapes or SHAPES)
     out = []
     for i, motion in enumerate(motions):
         rng = np.random.default_rng([int(seed), 7, i])
-        shape = pool[int(rng.integers(len(pool)))]
-        colour = DEFAULT_COLOURS[int(rng.integers(len(DEFAULT_COLOURS)))]
-        bg = BACKGROUNDS[int(rng.integers(len(BACKGROUNDS)))]
-        cfg = WorldConfig(height=height, width=width, num_frames=num_frames, shapes=(shape,), colours=(colour,),
-                          backgrounds=(bg,), motions=(motion,), p_two=0.0)
-        scene = sample_scene(rng, cfg)
+        scene = sample_scene(rng, _one_sprite_config(rng, pool, motion, num_frames, height, width))
         ch = scene.characters[0]
         out.append(Source(name=f"sprite-{motion}", kind="sprite", frames=render_scene(scene),
-                          identity=(shape, colour), motion=motion, direction=ch.direction, background=bg,
-                          scene=scene))
+                          identity=ch.identity, motion=motion, direction=ch.direction,
+                          background=scene.background.colour, scene=scene))
+    return out
+
+
+def _free_path(name: str, u: np.ndarray) -> np.ndarray:
+    """Displacement (F, 2) in px of a 32 px canvas at normalised times `u` in [0, 1]."""
+    zero = np.zeros_like(u)
+    x, y = {
+        "stop-go": (np.interp(u, [0.0, 0.4, 0.6, 1.0], [0.0, 8.0, 8.0, 16.0]), zero),  # across, a pause, on
+        "l-turn": (12.0 * np.minimum(2 * u, 1.0), 12.0 * np.maximum(2 * u - 1.0, 0.0)),  # across, then down
+        "arc": (8.0 * (1.0 - np.cos(np.pi * u)), -8.0 * np.sin(np.pi * u)),  # half a circle, over the top
+        "s-curve": (16.0 * u, -5.0 * np.sin(2 * np.pi * u)),  # across, one slow wave
+        "speed-up": (16.0 * u * u, zero),  # from rest, faster and faster
+    }[name]
+    return np.stack([x, y], axis=1)
+
+
+#: Sprite paths that no caption names (`free_path_sources`): the case motion transfer is for,
+#: where words can only approximate the motion. The sprite world's captions name 8 straight
+#: directions at one speed range, bounce, zigzag and circle; these turn, curve once, pause or
+#: accelerate.
+FREE_PATHS: tuple[str, ...] = ("l-turn", "arc", "s-curve", "stop-go", "speed-up")
+
+
+def free_path_sources(num_frames: int, height: int, width: int, seed: int = 0,
+                      paths: Sequence[str] = FREE_PATHS, shapes: Sequence[str] | None = None) -> list[Source]:
+    """One sprite clip per free path (`FREE_PATHS`): random shape / colour / background and
+    mirror image, the path centred on the canvas, deterministic. `motion` is the class the
+    analyser reads from the clip, which is what the text-only baseline then asks for (as for
+    real clips): the nearest thing the captions can say."""
+    from dataclasses import replace
+
+    from motionq.spriteworld import SHAPES, motion_details, render_scene, sample_scene
+
+    pool = tuple(shapes or SHAPES)
+    scale = min(height, width) / 32.0
+    u = np.linspace(0.0, 1.0, num_frames)
+    out = []
+    for i, name in enumerate(paths):
+        rng = np.random.default_rng([int(seed), 13, i])
+        cfg = _one_sprite_config(rng, pool, "stay", num_frames, height, width)
+        off = _free_path(name, u) * scale
+        if rng.random() < 0.5:
+            off[:, 0] = -off[:, 0]  # mirror image: half the paths go left
+        scene = sample_scene(rng, cfg)
+        centre = np.array([width / 2.0, height / 2.0]) - (off.min(axis=0) + off.max(axis=0)) / 2.0
+        ch = replace(scene.characters[0], start=(float(centre[0]), float(centre[1])),
+                     path=tuple((float(a), float(b)) for a, b in off))
+        scene = replace(scene, characters=(ch,))
+        frames = render_scene(scene)
+        motion, direction, _ = motion_details(read_shot(frames).centroids, float(min(height, width)))
+        out.append(Source(name=f"path-{name}", kind="path", frames=frames, identity=ch.identity, motion=motion,
+                          direction=direction, background=scene.background.colour, scene=scene,
+                          stated_motion=name))
     return out
 
 
@@ -247,12 +317,13 @@ def transfer_pairs(sources: Sequence[Source], seed: int = 0, shapes: Sequence[st
         rng = np.random.default_rng([int(seed), 11, i])
         shape, colour = src.identity
         other_colours = [c for c in DEFAULT_COLOURS if c != colour]
-        if src.kind == "sprite":
+        if src.kind in ("sprite", "path"):
             c1, c2 = rng.choice(len(other_colours), size=2, replace=False)
             other_shapes = [s for s in pool if s != shape]
             s2 = other_shapes[int(rng.integers(len(other_shapes)))]
-            pairs.append(Pair(src, (shape, other_colours[int(c1)]), "same-shape"))
-            pairs.append(Pair(src, (s2, other_colours[int(c2)]), "different-shape"))
+            free = src.kind == "path"  # one group, whatever the target: what matters is the path
+            pairs.append(Pair(src, (shape, other_colours[int(c1)]), "free-path" if free else "same-shape"))
+            pairs.append(Pair(src, (s2, other_colours[int(c2)]), "free-path" if free else "different-shape"))
         else:
             for _ in range(2):
                 pairs.append(Pair(src, (pool[int(rng.integers(len(pool)))],
@@ -280,7 +351,7 @@ def target_prompt(pair: Pair, mode: str = "none") -> str:
 def source_path(src: Source) -> np.ndarray | None:
     """The reference's motion path: analyser centroids of a sprite clip, else the cumulative
     displacement of tracked points (`tracked_path`)."""
-    if src.kind == "sprite":
+    if src.kind != "real":
         return read_shot(src.frames).centroids
     return tracked_path(src.frames)
 
@@ -299,10 +370,15 @@ def score_clip(pair: Pair, frames: np.ndarray, path: np.ndarray | None = None) -
     if path is None:
         path = source_path(src)
     leak = identity_leakage(src.identity, pair.target, r.identity)
+    canvas = float(min(frames.shape[1:3]))
     return {
         "found_identity": list(r.identity) if r.identity else None,
         "found_motion": r.motion,
         "fidelity": _f(path_correlation(path, r.centroids)),
+        # Speed- and position-aware complements of `fidelity` (lower is better): what a clip
+        # can pin down and words cannot. Real clips' paths are displacements, so no position.
+        "displacement_error": _f(path_error(path, r.centroids, canvas)),
+        "position_error": _f(path_error(path, r.centroids, canvas, from_start=False)) if src.kind != "real" else None,
         "track_fidelity": _f(track_fidelity(src.frames, frames)),
         "flow_fidelity": _f(flow_fidelity(src.frames, frames)),
         "motion_match": float(r.motion == src.motion),
@@ -323,6 +399,7 @@ def _b(x: bool | None) -> float | None:
 
 SUMMARY_METRICS = {
     "fidelity": "fidelity", "track_fidelity": "track_fidelity", "flow_fidelity": "flow_fidelity",
+    "displacement_error": "displacement_error", "position_error": "position_error",
     "motion_match": "motion_match", "identity_kept": "identity_kept",
     "leakage": "leak_any", "leak_colour": "leak_colour", "leak_shape": "leak_shape",
 }
@@ -350,7 +427,8 @@ def summarise(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) 
     text_secs = [r["seconds"] for r in records if r["mode"] == "text"]
     return {"by_strength": by_strength, "text_baseline": baseline, "median_seconds": timing,
             "median_seconds_text": round(float(np.median(text_secs)), 4) if text_secs else None,
-            "paired_vs_text": paired_vs_text(records, strengths)}
+            "paired_vs_text": paired_vs_text(records, strengths),
+            "paired_vs_text_displacement": paired_vs_text(records, strengths, metric="displacement_error")}
 
 
 #: Source motions whose path a caption does not pin down: it names the class, not the phase,
@@ -360,19 +438,29 @@ CURVED_MOTIONS: frozenset[str] = frozenset({"bounce", "zigzag", "circle"})
 
 
 def path_kind(record: Mapping[str, Any]) -> str:
-    """"curved" or "straight" by the source's motion class, with "-real" for non-sprite clips."""
+    """"curved" or "straight" by the source's motion class, with "-real" for non-sprite clips;
+    "free" for the free-path sources (`FREE_PATHS`)."""
+    if record.get("source_kind") == "path":
+        return "free"
     kind = "curved" if record.get("source_motion") in CURVED_MOTIONS else "straight"
     return kind + ("-real" if record.get("source_kind") == "real" else "")
 
 
+#: Record metrics where lower is better (`paired_vs_text` turns them round).
+ERROR_METRICS: frozenset[str] = frozenset({"displacement_error", "position_error"})
+
+
 def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[float],
-                   group: Callable[[Mapping[str, Any]], str] | None = None) -> dict[str, Any]:
-    """Per group (default: pair type; e.g. `path_kind`) and strength: fidelity of transfer minus
-    that of the text-only baseline on the same (pair, seed), with a bootstrap CI and the number
-    of clear wins and losses (|diff| > 0.01). Pairing removes the spread between pairs, which
-    dominates the unpaired intervals."""
+                   group: Callable[[Mapping[str, Any]], str] | None = None,
+                   metric: str = "fidelity") -> dict[str, Any]:
+    """Per group (default: pair type; e.g. `path_kind`) and strength: what the clip gains over
+    the text-only baseline on the same (pair, seed), with a bootstrap CI and the number of clear
+    wins and losses (|diff| > 0.01). The gain is transfer minus text for `fidelity` and text
+    minus transfer for an error metric (`ERROR_METRICS`), so positive always favours the clip.
+    Pairing removes the spread between pairs, which dominates the unpaired intervals."""
     group = group or (lambda r: r["pair_type"])
-    text = {(r["pair"], r["replica"]): r.get("fidelity") for r in records if r["mode"] == "text"}
+    sign = -1.0 if metric in ERROR_METRICS else 1.0
+    text = {(r["pair"], r["replica"]): r.get(metric) for r in records if r["mode"] == "text"}
     out: dict[str, Any] = {}
     for t in dict.fromkeys(group(r) for r in records):
         per: dict[str, Any] = {}
@@ -381,8 +469,8 @@ def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[flo
             for r in records:
                 base = text.get((r["pair"], r["replica"]))
                 if (group(r) == t and r["mode"] == "transfer" and r["strength"] == s
-                        and r.get("fidelity") is not None and base is not None):
-                    diffs.append(float(r["fidelity"]) - float(base))
+                        and r.get(metric) is not None and base is not None):
+                    diffs.append(sign * (float(r[metric]) - float(base)))
             est = mean_ci(diffs).to_dict()
             est.update(wins=sum(d > 0.01 for d in diffs), losses=sum(d < -0.01 for d in diffs))
             per[f"{s:g}"] = est
@@ -433,6 +521,9 @@ def build_pairs(backbone, settings: TransferSettings, clip_dir: str | Path | Non
     sources = sprite_sources(n, h, w, settings.bench_seed, settings.sprite_motions, shapes)
     if settings.real:
         sources += real_sources(n, h, w, clip_dir)
+    if settings.free_paths:
+        # last: a source's targets are drawn from its index, so the other pairs stay as they were
+        sources += free_path_sources(n, h, w, settings.bench_seed, shapes=shapes)
     pairs = transfer_pairs(sources, settings.bench_seed, shapes)
     if settings.max_pairs is not None:
         # keep the pair types mixed in a prefix: interleave sprite and real pairs

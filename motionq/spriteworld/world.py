@@ -109,6 +109,9 @@ class Character:
     phase: float = 0.0
     heading: int = 1
     amplitude: float = 0.0
+    #: Explicit displacement (x, y) from ``start`` per frame, used instead of ``motion``'s
+    #: formula: evaluation sources whose path no caption names. Never sampled for training.
+    path: tuple[tuple[float, float], ...] | None = None
 
     @property
     def identity(self) -> tuple[str, str]:
@@ -305,6 +308,11 @@ def _motion_offsets(motion: str, speed: float, phase: float, heading: int,
 
 def trajectory(character: Character, num_frames: int) -> np.ndarray:
     """Bounding-box centre (x, y) of ``character`` at frames 0..num_frames-1, shape (F, 2)."""
+    if character.path is not None:
+        off = np.asarray(character.path, dtype=np.float64).reshape(-1, 2)
+        if len(off) < num_frames:
+            raise ValueError(f"character path has {len(off)} frames, {num_frames} asked")
+        return off[:num_frames] + np.asarray(character.start, dtype=np.float64)[None, :]
     off = _motion_offsets(character.motion, character.speed, character.phase,
                           character.heading, character.amplitude, num_frames)
     return off + np.asarray(character.start, dtype=np.float64)[None, :]
