@@ -14,7 +14,8 @@ recorded Q with the target's own instead of replacing it; `injection_policy`). T
 `motionq eval transfer`'s pairs, seeds and scoring (`run_transfer`) once per setting, at
 strengths 0.3, 0.6 and 1.0 plus the text-only baseline, and prints fidelity, identity kept and
 leakage per pair type and the paired gain over the text-only prompt that names the motion.
-Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>].json, keeping the rows
+`--free-paths` adds the free-path sprite sources (and the displacement / position errors are in
+the rows). Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>][-free].json, keeping the rows
 of settings not re-run when the file was made with the same pairs and settings.
 """
 
@@ -115,6 +116,8 @@ def main() -> None:
     ap.add_argument("--bench-seed", type=int, default=0)
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--no-real", action="store_true", help="sprite sources only")
+    ap.add_argument("--free-paths", action="store_true",
+                    help="add the free-path sprite sources (paths no caption names), as `eval transfer` does")
     ap.add_argument("--configs", default="all", help=f"comma list of {', '.join(CONFIGS)} (default all)")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -126,9 +129,9 @@ def main() -> None:
     backbone = load_backbone("animatic")
     strengths = (0.3, 0.6, 1.0)
     settings = TransferSettings(strengths=strengths, seeds=args.seeds, prompt_mode=args.prompt_mode,
-                                real=not args.no_real, bench_seed=args.bench_seed)
+                                real=not args.no_real, bench_seed=args.bench_seed, free_paths=args.free_paths)
     suffix = ("" if args.prompt_mode == "none" else f"-{args.prompt_mode}") + \
-        ("" if args.bench_seed == 0 else f"-bench{args.bench_seed}")
+        ("" if args.bench_seed == 0 else f"-bench{args.bench_seed}") + ("-free" if args.free_paths else "")
     out = args.out or ROOT / "benchmarks" / "results" / f"transfer_settings_sweep{suffix}.json"
     result: dict[str, Any] = {"command": "python benchmarks/transfer_settings_sweep.py " + " ".join(sys.argv[1:]),
                               "settings": settings.to_dict(), "default_blocks": list(backbone.transfer_blocks),
@@ -153,13 +156,20 @@ def main() -> None:
             "identity_kept": {t: {s: v["identity_kept"] for s, v in by.items()}
                               for t, by in summary["by_strength"].items()},
             "leakage": {t: {s: v["leakage"] for s, v in by.items()} for t, by in summary["by_strength"].items()},
+            "displacement_error": {t: {s: v["displacement_error"] for s, v in by.items()}
+                                   for t, by in summary["by_strength"].items()},
+            "position_error": {t: {s: v["position_error"] for s, v in by.items()}
+                               for t, by in summary["by_strength"].items()},
+            "text_errors": {t: {k: v[k] for k in ("displacement_error", "position_error")}
+                            for t, v in summary["text_baseline"].items()},
             "text_fidelity": {t: v["fidelity"] for t, v in summary["text_baseline"].items()},
             "paired_vs_text": summary["paired_vs_text"],
             "paired_vs_text_by_path": paired_vs_text(recs, strengths, group=path_kind),
             "median_seconds": summary["median_seconds"],
             "median_seconds_text": summary["median_seconds_text"],
-            "records": [{k: r[k] for k in ("pair", "pair_type", "source_motion", "mode", "strength", "replica",
-                                           "fidelity", "identity_kept", "leak_any")} for r in recs],
+            "records": [{k: r.get(k) for k in ("pair", "pair_type", "source_kind", "source_motion", "mode", "strength",
+                                               "replica", "fidelity", "displacement_error", "position_error",
+                                               "identity_kept", "leak_any")} for r in recs],
         }
         result["configs"][name] = row
         fid = row["fidelity"]
