@@ -522,6 +522,7 @@ def estimate_cmd(
     model: str = _MODEL,
     sets: int = typer.Option(30, "--sets", min=1),
     seeds: int = typer.Option(2, "--seeds", min=1),
+    transfer_seeds: int = typer.Option(2, "--transfer-seeds", min=1),
     steps: int = _STEPS,
     device: Optional[str] = _DEVICE,
     threads: int = _THREADS,
@@ -550,9 +551,10 @@ def estimate_cmd(
         sec = st["seconds"] * groups
         total += sec
         lines.append(f"  {v:28s} {st['seconds']:.2f} s/group ({st['seconds'] / 5:.2f} s/shot) -> {sec / 60:.1f} min")
-    t_tr = tr["seconds_total"] * n_pairs
-    total += t_tr
-    lines.append(f"  transfer ({n_pairs} pairs x 12 clips)     -> {t_tr / 60:.1f} min")
+    t_tr = tr["seconds_total"] * n_pairs  # one seed; the runs below scale from it
+    total += t_tr * transfer_seeds
+    lines.append(f"  transfer ({n_pairs} pairs x 12 clips x {transfer_seeds} seeds) -> "
+                 f"{t_tr * transfer_seeds / 60:.1f} min")
     tms = motion_transfer_settings(steps)
     clips = (len(tms.strengths) + 1) * tms.seeds  # + the text-only baseline, per seed
     t_trm = t_tr / (len(TransferSettings().strengths) + 1) * clips
