@@ -570,6 +570,17 @@ def test_dmt_comparison_machinery(dmt_small):
     json.dumps(res)
 
 
+def test_dmt_runs_on_the_pair_types_asked_for(tiny_backbone):
+    from motionq.evaluation.dmt import DMTSettings, run_dmt
+
+    res = run_dmt(tiny_backbone, DMTSettings(pairs=2, free_paths=True, pair_types=("free-path",), budgets=(1,),
+                                             inversion_budgets=(), recipe_budgets=(), steps=2))
+    assert {r["pair_type"] for r in res["records"]} == {"free-path"}
+    assert len({r["pair"] for r in res["records"]}) == 2
+    with pytest.raises(ValueError, match="no transfer pairs of type"):
+        run_dmt(tiny_backbone, DMTSettings(pairs=2, pair_types=("free-path",), budgets=(1,), steps=2))
+
+
 def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     from motionq.evaluation.plots import plot_all, write_report
 
@@ -586,6 +597,8 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
+    assert "| strength | fidelity | displacement error | position error |" in md
+    assert "Displacement error, the speed-aware complement of fidelity" in md
     assert "Against DMT's published recipe at our step count (`dmt-1x0.67+inv2+rs`: source inversion in 6 Euler" in md
     assert "without the inversion, which DMT computes once per source and reuses" in md
     assert "One Adam iteration costs" in md and "iterations per guided step (its configuration uses 10)" in md

@@ -439,6 +439,10 @@ def dmt_cmd(
     ctx: typer.Context,
     model: str = _MODEL,
     pairs: int = typer.Option(26, "--pairs", min=1, help="Pairs (a prefix of the transfer pairs; 26 = all)."),
+    free_paths: bool = typer.Option(False, "--free-paths/--no-free-paths",
+                                    help="Add the free-path sources to the transfer pairs."),
+    pair_types: Optional[str] = typer.Option(
+        None, "--pair-types", help="Only these pair types, comma list (same-shape, different-shape, free-path, real)."),
     seeds: int = typer.Option(1, "--seeds", min=1),
     budgets: str = typer.Option("5,10,20,40", "--budgets", help="Adam iterations per guided step, comma list."),
     inversion_budgets: str = typer.Option("10", "--inversion-budgets",
@@ -479,7 +483,9 @@ def dmt_cmd(
                                inversion_budgets=_parse_ints(inversion_budgets),
                                recipe_budgets=_parse_ints(recipe_budgets),
                                recipe_inversion_steps=recipe_inversion_steps,
-                               num_frames=frames, prompt_mode=prompt_mode)
+                               num_frames=frames, prompt_mode=prompt_mode, free_paths=free_paths,
+                               pair_types=tuple(t.strip() for t in pair_types.split(",") if t.strip())
+                               if pair_types else None)
         backbone = _load_model(model, device)
         result = do_dmt(backbone, settings, out, _command_line(ctx))
     except _user_errors() as exc:

@@ -382,9 +382,12 @@ class DMTSettings:
     block: int | None = None
     bench_seed: int = 0
     num_frames: int | None = None
+    free_paths: bool = False  # add the free-path sources to the transfer pairs
+    pair_types: tuple[str, ...] | None = None  # keep only these pair types (before `pairs`)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d["pair_types"] = list(self.pair_types) if self.pair_types else None
         d["budgets"] = list(self.budgets)
         d["inversion_budgets"] = list(self.inversion_budgets)
         d["recipe_budgets"] = list(self.recipe_budgets)
@@ -413,8 +416,13 @@ def run_dmt(
     from motionq.metrics import mean_ci
 
     n, h, w = geometry(backbone, settings.num_frames)
-    ts = TransferSettings(bench_seed=settings.bench_seed, num_frames=settings.num_frames, max_pairs=settings.pairs)
+    ts = TransferSettings(bench_seed=settings.bench_seed, num_frames=settings.num_frames,
+                          free_paths=settings.free_paths, max_pairs=None if settings.pair_types else settings.pairs)
     pairs = build_pairs(backbone, ts, clip_dir)
+    if settings.pair_types:
+        pairs = [p for p in pairs if p.pair_type in settings.pair_types][:settings.pairs]
+        if not pairs:
+            raise ValueError(f"no transfer pairs of type {', '.join(settings.pair_types)}")
     common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
     fine = max(1, -(-settings.recipe_inversion_steps // settings.steps))  # ceil: passes per sampling step
     configs = [DMTConfig(iterations=b, fraction=settings.fraction, lr=tuple(settings.lr), block=settings.block,
