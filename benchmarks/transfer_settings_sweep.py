@@ -14,9 +14,9 @@ recorded Q with the target's own instead of replacing it; `injection_policy`). T
 `motionq eval transfer`'s pairs, seeds and scoring (`run_transfer`) once per setting, at
 strengths 0.3, 0.6 and 1.0 plus the text-only baseline, and prints fidelity, identity kept and
 leakage per pair type and the paired gain over the text-only prompt that names the motion.
-`--free-paths` adds the free-path sprite sources (and the displacement / position errors are in
-the rows). Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>][-free].json, keeping the rows
-of settings not re-run when the file was made with the same pairs and settings.
+`--free-paths` adds the free-path sprite sources (rows carry displacement / position errors too).
+Writes benchmarks/results/transfer_settings_sweep[-<mode>][-bench<seed>][-free].json, keeping
+the rows of settings not re-run when the file was made with the same pairs and settings.
 """
 
 from __future__ import annotations
