@@ -536,7 +536,7 @@ def estimate_cmd(
     """Time one group per variant, one transfer pair and one DMT pair; extrapolate `eval all`."""
     from motionq.evaluation.dmt import DMTSettings, run_dmt
     from motionq.evaluation.multishot import ALL_VARIANTS, MultishotSettings, run_multishot
-    from motionq.evaluation.transfer import FREE_PATHS, TransferSettings, build_pairs, run_transfer
+    from motionq.evaluation.transfer import TransferSettings, build_pairs, run_transfer
 
     _setup_threads(threads)
     try:
@@ -567,7 +567,7 @@ def estimate_cmd(
     total += t_trm
     lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
     hts = heldout_transfer_settings(steps)
-    held_pairs = 2 * (len(hts.sprite_motions) + len(FREE_PATHS))  # sprite sources only, two targets each
+    held_pairs = len(build_pairs(backbone, hts))
     t_ho = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hts.strengths) + 1) * hts.seeds
     total += t_ho
     lines.append(f"  transfer, held-out ({held_pairs} pairs)        -> {t_ho / 60:.1f} min")

@@ -427,8 +427,7 @@ def summarise(records: Sequence[Mapping[str, Any]], strengths: Sequence[float]) 
     text_secs = [r["seconds"] for r in records if r["mode"] == "text"]
     return {"by_strength": by_strength, "text_baseline": baseline, "median_seconds": timing,
             "median_seconds_text": round(float(np.median(text_secs)), 4) if text_secs else None,
-            "paired_vs_text": paired_vs_text(records, strengths),
-            "paired_vs_text_displacement": paired_vs_text(records, strengths, metric="displacement_error")}
+            "paired_vs_text": paired_vs_text(records, strengths)}
 
 
 #: Source motions whose path a caption does not pin down: it names the class, not the phase,
