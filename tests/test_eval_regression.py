@@ -597,7 +597,8 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| variant | identity consistency |" in md and "| `vanilla` |" in md
     assert "**same-shape** pairs" in md or "**different-shape** pairs" in md
     assert "Cost ratio" in md and "## Metrics" in md
-    assert "| strength | fidelity | displacement error | position error |" in md
+    assert "| strength | fidelity | flow fidelity | displacement error | position error |" in md
+    assert "| method | fidelity | flow fidelity | motion match |" in md
     assert "Displacement error, the speed-aware complement of fidelity" in md
     assert "Against DMT's published recipe at our step count (`dmt-1x0.67+inv2+rs`: source inversion in 6 Euler" in md
     assert "without the inversion, which DMT computes once per source and reuses" in md
@@ -610,6 +611,27 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "drawn with bench seed 1" in held_part and "| pairs | text only |" in held_part
     empty = write_report({}, tmp_path / "empty.md", images_dir=tmp_path / "none").read_text()
     assert "Not run yet" in empty
+
+
+def test_flow_cost_line_finds_the_cheapest_budget_at_our_flow_fidelity():
+    from motionq.evaluation.plots import _flow_cost_line, _flow_fidelity
+
+    def rec(method, flow):
+        return {"method": method, "flow_fidelity": flow}
+
+    methods = {m: {"seconds": {"median": s}} for m, s in
+               (("plain", 1.0), ("ours-0.6", 1.0), ("dmt-5x0.4", 2.0), ("dmt-10x0.4", 4.0), ("dmt-10x0.4+inv", 5.0))}
+    doc = {"methods": methods, "cost": {"ours": "ours-0.6"},
+           "records": [rec("ours-0.6", 0.6), rec("ours-0.6", 0.6), rec("dmt-5x0.4", 0.5), rec("dmt-5x0.4", 0.5),
+                       rec("dmt-10x0.4", 0.7), rec("dmt-10x0.4", 0.7), rec("dmt-10x0.4+inv", 0.9)]}
+    flows = {m: _flow_fidelity(doc, m) for m in methods}
+    assert flows["dmt-10x0.4"]["mean"] == pytest.approx(0.7) and flows["plain"] is None
+    # the inversion row is not a plain budget, even though it scores higher
+    assert "dmt-10x0.4 is the cheapest DMT budget at or above our 0.60 (0.70), **4.00x**" in _flow_cost_line(doc, flows)[0]
+    doc["records"] = [r for r in doc["records"] if r["method"] != "dmt-10x0.4"]
+    flows = {m: _flow_fidelity(doc, m) for m in methods}
+    line = _flow_cost_line(doc, flows)[0]
+    assert "no DMT budget reaches our 0.60; its best, dmt-5x0.4 (0.50), costs **2.00x**" in line
 
 
 def test_eval_cli_quick(tiny_folder, tmp_path):

@@ -18,6 +18,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from motionq.metrics import mean_ci
+
 __all__ = ["group_contact_sheet", "plot_all", "plot_dmt", "plot_multishot", "plot_transfer", "write_report"]
 
 
@@ -258,10 +260,16 @@ analyser's most confident track.
   other clips, the cumulative median displacement of corner points tracked frame to frame
   (`goodFeaturesToTrack` + `calcOpticalFlowPyrLK`, forward-backward checked). Target path: the
   analyser's centroids (targets are sprite-world generations). In the JSON also *track
-  fidelity* (tracked points in both clips) and *flow fidelity* (source-magnitude-weighted cosine
-  of per-frame mean flow vectors), which need no analyser. Path correlation is dominated by the
-  net displacement: a straight line in the right direction scores 0.84-0.99 against an arc, an
-  S-curve, an L-turn or a speed-up.
+  fidelity* (tracked points in both clips), which needs no analyser. Path correlation is
+  dominated by the net displacement: a straight line in the right direction scores 0.84-0.99
+  against an arc, an S-curve, an L-turn or a speed-up.
+- **Flow fidelity** (transfer): per-frame direction agreement, measured on both clips alike
+  without the analyser: Farneback flow of each consecutive frame pair, averaged over the frame to
+  one vector; the cosine of the source's and the target's vectors, weighted by the source's
+  magnitude (pairs where the source hardly moves say little; a target pair without motion
+  counts 0). The idea of DMT's motion-fidelity score (cosine of per-frame displacements of
+  tracklets), with one whole-frame vector instead of tracklets. Speed and end position do not
+  count; a turn, an arc or a bounce's phase does.
 - **Displacement error** (transfer): `mean_t |D_src(t) - D_tgt(t)|` with D as in motion diversity
   (displacement from the first frame in canvas sides, clipped to 1; a target without its
   character scores 1), lower is better: where fidelity ignores speed, this counts it.
@@ -370,15 +378,16 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
     ]
     for ptype, per in summ["by_strength"].items():
         out += [f"**{ptype}** pairs:", "",
-                "| strength | fidelity | displacement error | position error | motion match | identity kept | "
-                "leakage (any) | colour leak | shape leak | n |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                "| strength | fidelity | flow fidelity | displacement error | position error | motion match | "
+                "identity kept | leakage (any) | colour leak | shape leak | n |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         base = summ["text_baseline"].get(ptype)
         rows = list(per.items())
         if base:
             rows.append(("text only", base))
         for s, e in rows:
-            out.append(f"| {s} | {_cell(e['fidelity'])} | {_cell(e.get('displacement_error'))} | "
+            out.append(f"| {s} | {_cell(e['fidelity'])} | {_cell(e.get('flow_fidelity'))} | "
+                       f"{_cell(e.get('displacement_error'))} | "
                        f"{_cell(e.get('position_error'))} | {_cell(e['motion_match'])} | {_cell(e['identity_kept'])} | "
                        f"{_cell(e['leakage'])} | {_cell(e['leak_colour'])} | {_cell(e['leak_shape'])} | "
                        f"{e['fidelity']['n']} |")
@@ -389,6 +398,7 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
                                         "the text-only baseline (which names the motion; the prompts with the clip "
                                         "here do not), mean [95% CI] and clear wins / losses, by the kind of the "
                                         "source's path")
+    out += _by_path_section(doc, shown, _FLOW_INTRO, metric="flow_fidelity")
     out += _by_path_section(doc, shown, _DISPLACEMENT_INTRO, metric="displacement_error")
     out += _by_path_section(doc, shown, _POSITION_INTRO, metric="position_error")
     png = images_dir / "transfer_tradeoff.png"
@@ -453,6 +463,7 @@ def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = Fals
                 "fidelity of the text-only baseline, mean [95% CI], and clear wins / losses (|diff| > 0.01):",
                 ""] + _paired_table("pairs", paired, strengths)
     out += _by_path_section(doc, strengths, "The same difference by the kind of the source's path")
+    out += _by_path_section(doc, strengths, _FLOW_INTRO, metric="flow_fidelity")
     out += _by_path_section(doc, strengths, _DISPLACEMENT_INTRO, metric="displacement_error")
     out += _by_path_section(doc, strengths, _POSITION_INTRO, metric="position_error")
     return out
@@ -470,6 +481,12 @@ def _paired_table(label: str, paired: Mapping[str, Any], strengths: Sequence[str
 _POSITION_INTRO = (
     "Position error, the same on absolute positions (sprite sources only): where the character is, "
     "which no prompt here says; text-only error minus the clip's, so positive favours the clip")
+
+_FLOW_INTRO = (
+    "Flow fidelity, the per-frame direction agreement (source-magnitude-weighted cosine of the two clips' "
+    "mean optical-flow vectors, frame pair by frame pair; the kind of score DMT-style papers call motion "
+    "fidelity, and blind to where the path ends up, which dominates path correlation); paired as above, "
+    "with the clip minus text-only, so positive favours the clip")
 
 _DISPLACEMENT_INTRO = (
     "Displacement error, the speed-aware complement of fidelity: mean distance between the source's and "
@@ -520,18 +537,20 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
            if st.get("recipe_budgets") else "")
         + f". {_machine_line(doc)}.",
         "",
-        "| method | fidelity | motion match | identity kept | leakage | s/clip (median) | x plain |",
-        "|---|---|---|---|---|---|---|",
+        "| method | fidelity | flow fidelity | motion match | identity kept | leakage | s/clip (median) | x plain |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     plain = doc["methods"]["plain"]["seconds"]["median"]
+    flows = {m: _flow_fidelity(doc, m) for m in doc["methods"]}
     for m, row in doc["methods"].items():
         sec = row["seconds"]["median"]
-        out.append(f"| {m} | {_cell(row['fidelity'])} | {_cell(row['motion_match'])} | {_cell(row['identity_kept'])} | "
-                   f"{_cell(row['leakage'])} | {sec:.3f} | {sec / plain:.2f} |")
+        out.append(f"| {m} | {_cell(row['fidelity'])} | {_cell(flows[m])} | {_cell(row['motion_match'])} | "
+                   f"{_cell(row['identity_kept'])} | {_cell(row['leakage'])} | {sec:.3f} | {sec / plain:.2f} |")
     c = doc["cost"]
     verdict = ("at equal or better fidelity" if c["reached"]
                else "**no DMT budget reached our fidelity**; ratio of its best-fidelity budget")
     out += ["", f"Cost ratio {c['dmt']} / {c['ours']}: **{c['ratio']}x** ({verdict}); goal >= 10x.", ""]
+    out += _flow_cost_line(doc, flows)
     ours = doc["methods"].get(c["ours"])
     for m, row in doc["methods"].items():
         inv = re.search(r"\+inv(\d*)\+rs$", m)
@@ -551,6 +570,38 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
     if plot and png.exists():
         out += [f"![cost vs fidelity]({_rel(png, report)})", ""]
     return out
+
+
+def _flow_fidelity(doc: Mapping[str, Any], method: str) -> dict[str, Any] | None:
+    """A DMT-run method's flow fidelity: from its summary, else from its records (summaries
+    written before the column existed lack it; every record has it)."""
+    row = doc["methods"][method]
+    if row.get("flow_fidelity"):
+        return row["flow_fidelity"]
+    recs = [r.get("flow_fidelity") for r in doc.get("records", []) if r["method"] == method]
+    return mean_ci(recs).to_dict() if recs else None
+
+
+def _flow_cost_line(doc: Mapping[str, Any], flows: Mapping[str, Any]) -> list[str]:
+    """The cost ratio again with flow fidelity as the yardstick: the cheapest plain-source DMT
+    budget whose mean flow fidelity is at least ours."""
+    c, methods = doc["cost"], doc["methods"]
+    ours = flows.get(c["ours"]) or {}
+    if ours.get("mean") is None:
+        return []
+    budgets = [m for m in methods
+               if re.match(r"dmt-(\d+)x[\d.]+$", m) and (flows.get(m) or {}).get("mean") is not None]
+    if not budgets:
+        return []
+    reached = [m for m in budgets if flows[m]["mean"] >= ours["mean"]]
+    sec = {m: methods[m]["seconds"]["median"] for m in methods}
+    if reached:
+        m = min(reached, key=lambda k: sec[k])
+        return [f"With flow fidelity as the yardstick: {m} is the cheapest DMT budget at or above our "
+                f"{ours['mean']:.2f} ({flows[m]['mean']:.2f}), **{sec[m] / sec[c['ours']]:.2f}x** our time.", ""]
+    best = max(budgets, key=lambda k: flows[k]["mean"])
+    return [f"With flow fidelity as the yardstick: no DMT budget reaches our {ours['mean']:.2f}; its best, "
+            f"{best} ({flows[best]['mean']:.2f}), costs **{sec[best] / sec[c['ours']]:.2f}x** our time.", ""]
 
 
 def _dmt_iteration_cost(doc: Mapping[str, Any]) -> list[str]:
