@@ -140,7 +140,10 @@ class Backbone(Protocol):
     def render_group(
         self, request: GroupRequest, progress: ProgressFn | None = None
     ) -> Mapping[str, Frames]:
-        """Render every shot of the group; returns frames by shot id."""
+        """Render every shot of the group; returns frames by shot id.
+
+        A backbone may also offer `runtime() -> dict[str, str]` (device, dtype, library
+        versions); the storyboard records it beside each rendered shot when present."""
 
 
 class BackboneError(RuntimeError):

@@ -169,7 +169,10 @@ def plan(file: Path = typer.Argument(..., help=FILE_HELP), as_json: bool = typer
     if as_json:
         data = p.to_json()
         for s in data["shots"]:
-            s["status"] = "cached" if cache.has(s["key"]) else "stale"
+            entry = cache.get(s["key"])
+            s["status"] = "cached" if entry is not None else "stale"
+            if entry is not None and entry.meta.get("runtime"):
+                s["rendered_on"] = entry.meta["runtime"]  # device, dtype, versions: not in the key
         print(json.dumps(data, indent=2))
         return
     # In a narrow terminal the prompt column would be squeezed to nothing: prompts go below.

@@ -198,4 +198,13 @@ class RenderJob:
             "model_fingerprint": self.plan.model_fingerprint,
             "variant": self.plan.consistency.variant, "seconds": seconds,
             "motion": None if r.motion is None else {"clip": str(r.motion.clip), "strength": r.motion.strength},
+            # where it was made (device, dtype, versions): provenance, not part of the key
+            "runtime": self._runtime(),
         }
+
+    def _runtime(self) -> dict | None:
+        runtime = getattr(self._backbone, "runtime", None)  # optional in the Backbone protocol
+        try:
+            return runtime() if callable(runtime) else None
+        except Exception:  # provenance must never cost a finished shot
+            return None

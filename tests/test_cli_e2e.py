@@ -92,6 +92,13 @@ def test_render_assemble_cache_and_exports(tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "r2.json").read_text())
     assert {s["status"] for s in report["shots"]} == {"cached"}
+    # Each finished shot says where it was made (provenance beside the key, not in it).
+    r = run_cli("plan", str(film), "--json")
+    assert r.returncode == 0, r.stderr
+    for s in json.loads(r.stdout)["shots"]:
+        assert s["status"] == "cached"
+        assert s["rendered_on"]["device"] == "cpu" and s["rendered_on"]["dtype"] == "float32"
+        assert s["rendered_on"]["torch"].startswith("2.") and s["rendered_on"]["diffusers"] != "unknown"
 
     # Edit one shot: only that one renders again.
     film.write_text(film.read_text().replace("{hero} bounces", "{hero} moves left"))

@@ -214,6 +214,25 @@ class PipelineBackbone:
     def native_size(self) -> tuple[int, int]:
         return self._native_size
 
+    def runtime(self) -> dict[str, str]:
+        """Where and with what this backbone renders: device, dtype and library versions.
+        Not part of any cache key (a project moved to another machine keeps its finished shots);
+        recorded beside them so a user can tell where a shot was made."""
+        from importlib.metadata import PackageNotFoundError, version
+
+        from motionq.api import package_version
+
+        def ver(dist: str) -> str:
+            try:
+                return version(dist)
+            except PackageNotFoundError:
+                return "unknown"
+
+        transformer = getattr(self.pipe, "transformer", None)
+        dtype = getattr(transformer, "dtype", None) if transformer is not None else None
+        return {"device": str(self.pipe.device), "dtype": str(dtype).replace("torch.", "") if dtype else "unknown",
+                "torch": ver("torch"), "diffusers": ver("diffusers"), "motionq": package_version()}
+
     @property
     def num_layers(self) -> int:
         return len(self.pipe.transformer.blocks)
