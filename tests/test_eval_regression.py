@@ -212,6 +212,36 @@ def test_transfer_machinery(transfer_small):
     json.dumps(res)
 
 
+def test_win_and_failure_clips_are_the_largest_paired_gains_and_losses(tmp_path):
+    from motionq.evaluation.transfer import Pair, Source, pick_transfer_examples, win_failure_sheets
+
+    def rec(pair, replica, mode, strength, fid):
+        return {"pair": pair, "replica": replica, "mode": mode, "strength": strength, "fidelity": fid,
+                "prompt": f"{pair} {mode}", "found_identity": ["circle", "red"], "found_motion": "left"}
+
+    records = []
+    for pair, text, clip in (("a", 0.2, 0.9), ("b", 0.9, 0.1), ("c", 0.5, 0.8), ("d", 0.95, 0.94), ("e", 0.8, 0.3)):
+        for replica, shift in ((0, 0.0), (1, 0.05)):
+            records += [rec(pair, replica, "text", None, text), rec(pair, replica, "transfer", 0.6, clip - shift),
+                        rec(pair, replica, "transfer", 1.0, 1.0)]
+    picked = pick_transfer_examples(records, 0.6)
+    # one clip per pair, the biggest first; "d" (-0.01 / -0.06) is only a loss on replica 1
+    assert picked["win"] == [("a", 0), ("c", 0)]
+    assert picked["failure"] == [("b", 1), ("e", 1)]
+    assert pick_transfer_examples(records, 0.6, n=5)["failure"] == [("b", 1), ("e", 1), ("d", 1)]
+    assert pick_transfer_examples([r for r in records if r["pair"] == "d"], 0.6)["win"] == []
+
+    clip = np.zeros((3, 8, 8, 3), np.uint8)
+    src = Source(name="s", kind="sprite", frames=clip, identity=("circle", "blue"), motion="left", direction=None,
+                 background="black")
+    pairs = {name: Pair(src, ("circle", "red"), "same-shape") for name in "abcde"}
+    frames = {(r["pair"], r["replica"], "text" if r["mode"] == "text" else f"{r['strength']:g}"): clip
+              for r in records}
+    paths = win_failure_sheets(records, pairs, frames, 0.6, tmp_path)
+    assert [os.path.basename(p) for p in paths] == ["transfer_win.png", "transfer_failure.png"]
+    assert all(os.path.getsize(p) > 0 for p in paths)
+
+
 def test_transfer_pairs_and_prompts():
     from motionq.evaluation.transfer import sprite_sources, target_prompt, transfer_pairs
     from motionq.metrics import prompt_identity, prompt_motion

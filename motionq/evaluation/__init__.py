@@ -408,7 +408,8 @@ def transfer_cmd(
     frames: Optional[int] = _FRAMES,
     out: Path = typer.Option(RESULTS_DIR / RESULT_FILES["transfer"], "--out", help="Result JSON."),
     images: Path = _IMAGES,
-    examples: bool = typer.Option(True, "--examples/--no-examples", help="Contact sheet of one pair per type."),
+    examples: bool = typer.Option(True, "--examples/--no-examples",
+                                  help="Contact sheets: one pair per type; the biggest wins and failures against the text."),
     device: Optional[str] = _DEVICE,
     threads: int = _THREADS,
 ) -> None:

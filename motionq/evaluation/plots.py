@@ -405,9 +405,22 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
     if png.exists():
         out += [f"![fidelity and leakage vs strength]({_rel(png, report)})", ""]
     for p in doc.get("images", []):
-        out += ["Examples (one pair per type; source, then strength 0, 0.2, ..., 1.0 and the text-only baseline):",
-                "", f"![transfer examples]({_rel(p, report)})", ""]
+        kind = Path(p).stem.removeprefix("transfer_")
+        caption = _TRANSFER_SHEETS.get(kind, "").format(op=op)
+        if caption:
+            out += [caption, "", f"![transfer {kind}]({_rel(p, report)})", ""]
     return out
+
+
+#: Captions of the transfer run's contact sheets, by file name (transfer_<kind>.png).
+_TRANSFER_SHEETS = {
+    "examples": "Examples (one pair per type; source, then strength 0, 0.2, ..., 1.0 and the text-only baseline):",
+    "win": ("Contact sheet (win: the two pairs where the clip at {op} gained most fidelity over the text-only "
+            "baseline on the same seed; rows: source, clip at {op}, clip at 1, text only; labels give what "
+            "the analyser found):"),
+    "failure": ("Contact sheet (failure: the two pairs where the clip at {op} lost most against the text-only "
+                "baseline; same rows):"),
+}
 
 
 _PROMPT_MODE_TEXT = {

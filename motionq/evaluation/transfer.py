@@ -66,6 +66,7 @@ __all__ = [
     "model_shapes",
     "paired_vs_text",
     "path_kind",
+    "pick_transfer_examples",
     "real_sources",
     "run_transfer",
     "score_clip",
@@ -74,6 +75,7 @@ __all__ = [
     "summarise",
     "target_prompt",
     "transfer_pairs",
+    "win_failure_sheets",
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -477,6 +479,63 @@ def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[flo
     return out
 
 
+def pick_transfer_examples(records: Sequence[Mapping[str, Any]], strength: float,
+                           n: int = 2) -> dict[str, list[tuple[str, int]]]:
+    """The clips worth looking at: the `n` (pair, replica) whose fidelity with the clip at
+    `strength` gained most over the text-only baseline of the same pair and seed ("win") and
+    the `n` that lost most ("failure"), one clip per pair, clear gains / losses only."""
+    text = {(r["pair"], r["replica"]): r.get("fidelity") for r in records if r["mode"] == "text"}
+    gains = []
+    for r in records:
+        base = text.get((r["pair"], r["replica"]))
+        if r["mode"] == "transfer" and r["strength"] == strength and r.get("fidelity") is not None \
+                and base is not None:
+            gains.append((float(r["fidelity"]) - float(base), r["pair"], r["replica"]))
+
+    def first(ordered, keep) -> list[tuple[str, int]]:
+        out: list[tuple[str, int]] = []
+        for gain, pair, replica in ordered:
+            if keep(gain) and pair not in {p for p, _ in out}:
+                out.append((pair, replica))
+            if len(out) == n:
+                break
+        return out
+
+    return {"win": first(sorted(gains, key=lambda g: -g[0]), lambda g: g > 0.01),
+            "failure": first(sorted(gains, key=lambda g: g[0]), lambda g: g < -0.01)}
+
+
+def win_failure_sheets(records: Sequence[Mapping[str, Any]], pairs: Mapping[str, Pair],
+                       frames: Mapping[tuple[str, int, str], np.ndarray], strength: float,
+                       images_dir: str | Path) -> list[str]:
+    """transfer_win.png / transfer_failure.png (`pick_transfer_examples`): per clip its source,
+    the target with the clip at `strength` and at 1.0, and the text-only baseline, labelled with
+    what the analyser found. Returns the paths written."""
+    from motionq.evaluation.plots import group_contact_sheet
+
+    by_key = {(r["pair"], r["replica"], "text" if r["mode"] == "text" else f"{r['strength']:g}"): r
+              for r in records}
+    out = []
+    for label, picked in pick_transfer_examples(records, strength).items():
+        rows = []
+        for name, replica in picked:
+            pair = pairs[name]
+            rows.append((f"source {name}", pair.source.frames, f"{pair.source.motion} ({pair.pair_type})"))
+            for tag in (f"{strength:g}", "1", "text"):
+                rec = by_key.get((name, replica, tag))
+                clip = frames.get((name, replica, tag))
+                if rec is None or clip is None:
+                    continue
+                found = rec["found_identity"]
+                got = f"{found[1]} {found[0]}, {rec['found_motion']}" if found else "no character"
+                fid = "n/a" if rec["fidelity"] is None else f"{rec['fidelity']:.2f}"
+                # short labels: a sheet row is nine 48-px frames wide
+                rows.append(("text only" if tag == "text" else f"clip at {tag}", clip, f"fidelity {fid}, {got}"))
+        if rows:
+            out.append(str(group_contact_sheet(rows, Path(images_dir) / f"transfer_{label}.png")))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 # ---------------------------------------------------------------------------------------------
@@ -556,6 +615,10 @@ def run_transfer(
     records: list[dict[str, Any]] = []
     examples: dict[str, list[tuple[str, np.ndarray, str]]] = {}
     common = dict(num_frames=n, height=h, width=w, steps=settings.steps, guidance=settings.guidance)
+    # the measured strength nearest to the operating one (quick runs may skip it)
+    near = min(settings.strengths, key=lambda s: abs(s - settings.operating_strength))
+    # clips the win / failure sheets may show: the operating strength, full strength, text
+    sheet_frames: dict[tuple[str, int, str], np.ndarray] = {}
     # one untimed generation: first calls pay one-off costs
     backbone.generate("a red square moves left", seed=0, **common)
     t_start = time.perf_counter()
@@ -588,6 +651,8 @@ def run_transfer(
                        **score_clip(pair, frames, src_paths[pair.source.name])}
                 records.append(rec)
                 done += 1
+                if images_dir is not None and (mode == "text" or strength in (near, 1.0)):
+                    sheet_frames[(pair.name, replica, "text" if mode == "text" else f"{strength:g}")] = frames
                 if keep and replica == 0 and (mode == "text" or (strength is not None and round(strength * 10) % 2 == 0)):
                     tag = "text" if mode == "text" else f"s={strength:g}"
                     found = rec["found_identity"]
@@ -602,10 +667,10 @@ def run_transfer(
 
         rows = [row for rs in examples.values() for row in rs]
         images.append(str(group_contact_sheet(rows, Path(images_dir) / "transfer_examples.png")))
+    if images_dir is not None and sheet_frames:
+        images += win_failure_sheets(records, {p.name: p for p in pairs}, sheet_frames, near, images_dir)
     summary = summarise(records, settings.strengths)
     ms = summary["median_seconds"]
-    # the measured strength nearest to the operating one (quick runs may skip it)
-    near = min(settings.strengths, key=lambda s: abs(s - settings.operating_strength))
     summary["overhead_strength"] = near
     summary["overhead_vs_plain"] = (round(ms[f"{near:g}"] / ms["0"], 3)
                                     if f"{near:g}" in ms and ms.get("0") else None)
