@@ -619,8 +619,10 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     motion_run["settings"]["prompt_mode"] = "motion"
     heldout = copy.deepcopy(motion_run)
     heldout["settings"].update(bench_seed=1, real=False)
+    heldout_clip = copy.deepcopy(transfer_small[0])
+    heldout_clip["settings"].update(bench_seed=1, real=False)
     results = {"multishot": multishot_small[0], "transfer": transfer_small[0], "transfer_motion": motion_run,
-               "transfer_heldout": heldout, "dmt": dmt_small}
+               "transfer_heldout": heldout, "transfer_heldout_clip": heldout_clip, "dmt": dmt_small}
     pngs = plot_all(results, tmp_path / "img")
     assert len(pngs) == 3 and all(os.path.getsize(p) > 0 for p in pngs)
     md = write_report(results, tmp_path / "results.md", images_dir=tmp_path / "img").read_text()
@@ -637,8 +639,11 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "| pairs | text only | strength 0 | strength 0.6 | strength 1 |" in motion_part
     assert "| real |" in motion_part
     assert "](img/multishot_tradeoff.png)" in md
-    held_part = md.split("## Held-out check")[1].split("\n## ")[0]
+    held_part = md.split("## Held-out check: new pairs")[1].split("\n## ")[0]
     assert "drawn with bench seed 1" in held_part and "| pairs | text only |" in held_part
+    assert "the same prompt without the clip" in held_part
+    clip_part = md.split("## Held-out check, clip alone")[1].split("\n## ")[0]
+    assert "so the motion comes from the clip alone; the text-only baseline names the motion instead" in clip_part
     empty = write_report({}, tmp_path / "empty.md", images_dir=tmp_path / "none").read_text()
     assert "Not run yet" in empty
 
@@ -675,9 +680,12 @@ def test_eval_cli_quick(tiny_folder, tmp_path):
                                  "--images", str(tmp_path / "img"), "--report", str(tmp_path / "results.md")])
     assert r.exit_code == 0, r.output
     for name in ("eval_multishot.json", "eval_transfer.json", "eval_transfer-motion.json",
-                 "eval_transfer-motion-heldout.json", "eval_dmt.json"):
+                 "eval_transfer-motion-heldout.json", "eval_transfer-heldout.json", "eval_dmt.json"):
         doc = json.loads((res / name).read_text())
         assert doc["command"].startswith("motionq eval all --model"), doc["command"]
+    clip_alone = json.loads((res / "eval_transfer-heldout.json").read_text())["settings"]
+    assert clip_alone["prompt_mode"] == "none" and clip_alone["bench_seed"] == 1
+    assert "## Held-out check, clip alone" in (tmp_path / "results.md").read_text()
     held = json.loads((res / "eval_transfer-motion-heldout.json").read_text())
     published = json.loads((res / "eval_transfer-motion.json").read_text())
     assert held["settings"]["bench_seed"] == 1 and not held["settings"]["real"]

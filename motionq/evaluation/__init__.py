@@ -34,7 +34,8 @@ IMAGES_DIR = Path("docs/images")
 REPORT_PATH = Path("docs/results.md")
 RESULT_FILES = {"multishot": "eval_multishot.json", "transfer": "eval_transfer.json",
                 "transfer_motion": "eval_transfer-motion.json",
-                "transfer_heldout": "eval_transfer-motion-heldout.json", "dmt": "eval_dmt.json",
+                "transfer_heldout": "eval_transfer-motion-heldout.json",
+                "transfer_heldout_clip": "eval_transfer-heldout.json", "dmt": "eval_dmt.json",
                 "dmt_motion": "eval_dmt-motion.json"}
 
 __all__ = ["IMAGES_DIR", "REPORT_PATH", "RESULTS_DIR", "RESULT_FILES", "eval_app", "load_results", "save_json"]
@@ -299,6 +300,15 @@ def heldout_transfer_settings(steps: int = 20, seeds: int = 3):
     from motionq.evaluation.transfer import TransferSettings
 
     return TransferSettings(strengths=(0.3, 0.6, 1.0), seeds=seeds, steps=steps, prompt_mode="motion",
+                            real=False, bench_seed=1, free_paths=True)
+
+
+def heldout_clip_transfer_settings(steps: int = 20, seeds: int = 3):
+    """The `eval all` check of clip-alone transfer on pairs the default was not chosen on:
+    bench seed 1 as above, prompts that leave the motion to the clip, strengths 0.6 to 1."""
+    from motionq.evaluation.transfer import TransferSettings
+
+    return TransferSettings(strengths=(0.6, 0.7, 0.8, 0.9, 1.0), seeds=seeds, steps=steps, prompt_mode="none",
                             real=False, bench_seed=1, free_paths=True)
 
 
@@ -572,6 +582,10 @@ def estimate_cmd(
     t_ho = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hts.strengths) + 1) * hts.seeds
     total += t_ho
     lines.append(f"  transfer, held-out ({held_pairs} pairs)        -> {t_ho / 60:.1f} min")
+    hcs = heldout_clip_transfer_settings(steps)
+    t_hc = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hcs.strengths) + 1) * hcs.seeds
+    total += t_hc
+    lines.append(f"  transfer, held-out, clip alone ({held_pairs} pairs) -> {t_hc / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
     total += 2 * t_dmt  # prompts without the motion, and naming it
     lines.append(f"  dmt ({DMTSettings().pairs} pairs, 2 prompt modes)      -> {2 * t_dmt / 60:.1f} min")
@@ -619,6 +633,7 @@ def all_cmd(
             tms = TransferSettings(strengths=(0.0, 0.6), steps=steps, max_pairs=2, prompt_mode="motion")
             hts = TransferSettings(strengths=(0.6,), steps=steps, max_pairs=2, prompt_mode="motion",
                                    real=False, bench_seed=1)
+            hcs = TransferSettings(strengths=(0.6,), steps=steps, max_pairs=2, real=False, bench_seed=1)
             smoke = dict(pairs=2, budgets=(5,), inversion_budgets=(5,), recipe_budgets=(5,),
                          recipe_inversion_steps=2 * steps, steps=steps)
             ds = DMTSettings(**smoke)
@@ -628,6 +643,7 @@ def all_cmd(
             ts = TransferSettings(seeds=transfer_seeds, steps=steps, free_paths=True)
             tms = motion_transfer_settings(steps, motion_seeds)
             hts = heldout_transfer_settings(steps)
+            hcs = heldout_clip_transfer_settings(steps)
             ds = DMTSettings(pairs=dmt_pairs, steps=steps)
             dms = DMTSettings(pairs=dmt_pairs, steps=steps, prompt_mode="motion")
         t0 = time.time()
@@ -635,6 +651,7 @@ def all_cmd(
         do_transfer(backbone, ts, results_dir / RESULT_FILES["transfer"], images, command)
         do_transfer(backbone, tms, results_dir / RESULT_FILES["transfer_motion"], None, command)
         do_transfer(backbone, hts, results_dir / RESULT_FILES["transfer_heldout"], None, command)
+        do_transfer(backbone, hcs, results_dir / RESULT_FILES["transfer_heldout_clip"], None, command)
         do_dmt(backbone, ds, results_dir / RESULT_FILES["dmt"], command)
         do_dmt(backbone, dms, results_dir / RESULT_FILES["dmt_motion"], command)
         written = do_report(results_dir, images, report)

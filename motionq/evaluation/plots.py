@@ -430,17 +430,30 @@ _PROMPT_MODE_TEXT = {
 }
 
 
-def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = False) -> list[str]:
+#: Held-out runs (bench seed 1, sprite clips): the report section's title and how to run it.
+_HELDOUT_RUNS = {
+    "motion": ("## Held-out check: new pairs and seeds, prompts that name the motion",
+               "--prompt-mode motion --strengths 0.3,0.6,1 --seeds 3 --no-real --bench-seed 1 --no-examples "
+               "--out benchmarks/results/eval_transfer-motion-heldout.json"),
+    "none": ("## Held-out check, clip alone: new pairs and seeds, prompts that leave the motion to the clip",
+             "--strengths 0.6,0.7,0.8,0.9,1 --seeds 3 --no-real --bench-seed 1 --no-examples "
+             "--out benchmarks/results/eval_transfer-heldout.json"),
+}
+
+
+def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = False,
+                             prompt_mode: str = "motion") -> list[str]:
     """The transfer run whose prompts name the motion too: what the reference adds to the text.
-    `heldout`: the same on pairs and seeds drawn apart (bench seed != 0), sprite clips only."""
-    title = ("## Held-out check: new pairs and seeds, prompts that name the motion" if heldout
+    `heldout`: the same on pairs and seeds drawn apart (bench seed != 0), sprite clips only;
+    with `prompt_mode` "none" the held-out clip-alone run (the text-only baseline names the
+    motion, the prompts with the clip do not)."""
+    title = (_HELDOUT_RUNS[prompt_mode][0] if heldout
              else "## Motion transfer when the prompt names the motion too")
     out = [title, ""]
     if not doc:
-        how = ("--strengths 0.3,0.6,1 --seeds 3 --no-real --bench-seed 1 --no-examples --out "
-               "benchmarks/results/eval_transfer-motion-heldout.json" if heldout
-               else "--no-examples --out benchmarks/results/eval_transfer-motion.json")
-        return out + [f"Not run yet: `motionq eval transfer --prompt-mode motion {how}` (or `motionq eval all`).", ""]
+        how = (_HELDOUT_RUNS[prompt_mode][1] if heldout
+               else "--prompt-mode motion --no-examples --out benchmarks/results/eval_transfer-motion.json")
+        return out + [f"Not run yet: `motionq eval transfer {how}` (or `motionq eval all`).", ""]
     st, summ = doc["settings"], doc["summary"]
     strengths = [f"{s:g}" for s in st["strengths"]]
     op = f"{st['operating_strength']:g}"
@@ -452,9 +465,14 @@ def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = Fals
         pairs = ("How a storyboard uses a motion reference: the shot's prompt says what happens (\"a green "
                  "circle moves left\") and the clip says exactly how (start, speed, path). Same pairs as above, "
                  f"{st['seeds']} seed(s)")
+    if st.get("prompt_mode") == "motion":
+        baseline = (f"{_PROMPT_MODE_TEXT['motion']}, and the text-only baseline is the same prompt without the "
+                    f"clip{' (strength 0 is that same generation)' if '0' in strengths else ''}")
+    else:
+        baseline = (f"{_PROMPT_MODE_TEXT.get(st.get('prompt_mode'), '')}, so the motion comes from the clip "
+                    "alone; the text-only baseline names the motion instead")
     out += [
-        f"{pairs}; {_PROMPT_MODE_TEXT['motion']}, and the text-only baseline is the same "
-        f"prompt without the clip{' (strength 0 is that same generation)' if '0' in strengths else ''}. "
+        f"{pairs}; {baseline}. "
         f"{_machine_line(doc)}; "
         f"{doc.get('seconds_total', 0) / 60:.1f} min.",
         "",
@@ -671,6 +689,8 @@ def write_report(
         "--no-examples --out benchmarks/results/eval_transfer-motion.json",
         "motionq eval transfer --model animatic --prompt-mode motion --strengths 0.3,0.6,1 --seeds 3 --no-real "
         "--bench-seed 1 --no-examples --out benchmarks/results/eval_transfer-motion-heldout.json",
+        "motionq eval transfer --model animatic --strengths 0.6,0.7,0.8,0.9,1 --seeds 3 --no-real --bench-seed 1 "
+        "--no-examples --out benchmarks/results/eval_transfer-heldout.json",
         "motionq eval dmt --model animatic",
         "motionq eval dmt --model animatic --prompt-mode motion --out benchmarks/results/eval_dmt-motion.json",
         "motionq eval report                      # plots + this file from the JSON files",
@@ -687,6 +707,7 @@ def write_report(
     lines += _transfer_section(results.get("transfer"), report, images_dir)
     lines += _transfer_motion_section(results.get("transfer_motion"))
     lines += _transfer_motion_section(results.get("transfer_heldout"), heldout=True)
+    lines += _transfer_motion_section(results.get("transfer_heldout_clip"), heldout=True, prompt_mode="none")
     lines += _dmt_section(results.get("dmt"), report, images_dir)
     if results.get("dmt_motion"):
         lines += _dmt_section(results["dmt_motion"], report, images_dir, plot=False,
