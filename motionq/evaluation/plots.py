@@ -415,10 +415,10 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
 #: Captions of the transfer run's contact sheets, by file name (transfer_<kind>.png).
 _TRANSFER_SHEETS = {
     "examples": "Examples (one pair per type; source, then strength 0, 0.2, ..., 1.0 and the text-only baseline):",
-    "win": ("Contact sheet (win: the two pairs where the clip at {op} gained most fidelity over the text-only "
+    "win": ("Contact sheet (win: up to two pairs where the clip at {op} gained most fidelity over the text-only "
             "baseline on the same seed; rows: source, clip at {op}, clip at 1, text only; labels give what "
             "the analyser found):"),
-    "failure": ("Contact sheet (failure: the two pairs where the clip at {op} lost most against the text-only "
+    "failure": ("Contact sheet (failure: up to two pairs where the clip at {op} lost most against the text-only "
                 "baseline; same rows):"),
 }
 
