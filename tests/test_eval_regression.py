@@ -631,6 +631,8 @@ def test_report_and_plots(multishot_small, transfer_small, dmt_small, tmp_path):
     assert "Cost ratio" in md and "## Metrics" in md
     assert "| strength | fidelity | flow fidelity | displacement error | position error |" in md
     assert "| method | fidelity | flow fidelity | motion match |" in md
+    # the headline: clip against text by path kind, once in the main section, once in the clip-alone held-out
+    assert md.count("| path | clips | fidelity: clip | text | gain | flow fidelity: clip | text | gain |") == 2
     assert "Displacement error, the speed-aware complement of fidelity" in md
     assert "Against DMT's published recipe at our step count (`dmt-1x0.67+inv2+rs`: source inversion in 6 Euler" in md
     assert "without the inversion, which DMT computes once per source and reuses" in md

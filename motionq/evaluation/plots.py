@@ -376,6 +376,7 @@ def _transfer_section(doc: Mapping[str, Any] | None, report: Path, images_dir: P
         f"the bar is <= 1.3x).",
         "",
     ]
+    out += _headline_by_path(doc, summ.get("overhead_strength", st["operating_strength"]))
     for ptype, per in summ["by_strength"].items():
         out += [f"**{ptype}** pairs:", "",
                 "| strength | fidelity | flow fidelity | displacement error | position error | motion match | "
@@ -476,6 +477,7 @@ def _transfer_motion_section(doc: Mapping[str, Any] | None, heldout: bool = Fals
         f"{_machine_line(doc)}; "
         f"{doc.get('seconds_total', 0) / 60:.1f} min.",
         "",
+        *(_headline_by_path(doc, st["operating_strength"]) if st.get("prompt_mode") == "none" else []),
         "| pairs | text only | " + " | ".join(f"strength {s}" for s in strengths)
         + f" | identity kept at {op} | leakage at {op} | n |",
         "|---|---|" + "---|" * len(strengths) + "---|---|---|",
@@ -524,6 +526,37 @@ _DISPLACEMENT_INTRO = (
     "the target's displacement from their first frame, in canvas sides (0 = same path at the same speed; "
     "a target without its character scores 1); paired as above, the text-only baseline's error minus the "
     "clip's, so positive means the clip brings the target closer to the source's actual path")
+
+
+def _headline_by_path(doc: Mapping[str, Any], strength: float) -> list[str]:
+    """One table for the question the run answers: at `strength`, by the kind of the source's
+    path, the clip against the text-only baseline on path correlation and on flow fidelity
+    (means, and the paired gain with its CI and wins / losses)."""
+    from motionq.evaluation.transfer import paired_vs_text, path_kind
+
+    records = doc.get("records") or []
+    at = [r for r in records if r["mode"] == "transfer" and r["strength"] == strength]
+    text = [r for r in records if r["mode"] == "text"]
+    if not at or not text:
+        return []
+    gains = {m: paired_vs_text(records, [strength], group=path_kind, metric=m)
+             for m in ("fidelity", "flow_fidelity")}
+    kinds = [k for k in dict.fromkeys(path_kind(r) for r in at)]
+    out = [f"At strength {strength:g}, by the kind of the source's path (see below): mean with the clip, mean "
+           "of the text-only baseline, and the paired gain (mean [95% CI], wins / losses), for path "
+           "correlation (*fidelity*) and per-frame direction (*flow fidelity*):", "",
+           "| path | clips | fidelity: clip | text | gain | flow fidelity: clip | text | gain |",
+           "|---|---|---|---|---|---|---|---|"]
+    for k in kinds:
+        cells = []
+        for m in ("fidelity", "flow_fidelity"):
+            mine = mean_ci([r.get(m) for r in at if path_kind(r) == k]).to_dict()
+            base = mean_ci([r.get(m) for r in text if path_kind(r) == k]).to_dict()
+            g = gains[m].get(k, {}).get(f"{strength:g}", {})
+            cells += [_cell(mine), _cell(base), f"{_cell(g)} ({g.get('wins', 0)} / {g.get('losses', 0)})"]
+        n = sum(1 for r in at if path_kind(r) == k)
+        out.append(f"| {k} | {n} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def _by_path_section(doc: Mapping[str, Any], strengths: Sequence[str], intro: str,
