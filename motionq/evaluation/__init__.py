@@ -572,18 +572,21 @@ def estimate_cmd(
     total += t_tr * transfer_seeds
     lines.append(f"  transfer ({n_pairs} pairs x 12 clips x {transfer_seeds} seeds) -> "
                  f"{t_tr * transfer_seeds / 60:.1f} min")
+    per_clip = t_tr / n_pairs / (len(TransferSettings().strengths) + 1)
+
+    def run_time(s, pairs: int) -> float:  # every strength + the text-only baseline, per seed
+        return per_clip * pairs * (len(s.strengths) + 1) * s.seeds
+
     tms = motion_transfer_settings(steps)
-    clips = (len(tms.strengths) + 1) * tms.seeds  # + the text-only baseline, per seed
-    t_trm = t_tr / (len(TransferSettings().strengths) + 1) * clips
+    t_trm = run_time(tms, n_pairs)
     total += t_trm
-    lines.append(f"  transfer, motion named (x {clips} clips)    -> {t_trm / 60:.1f} min")
+    lines.append(f"  transfer, motion named (x {(len(tms.strengths) + 1) * tms.seeds} clips)    -> {t_trm / 60:.1f} min")
     hts = heldout_transfer_settings(steps)
     held_pairs = len(build_pairs(backbone, hts))
-    t_ho = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hts.strengths) + 1) * hts.seeds
+    t_ho = run_time(hts, held_pairs)
     total += t_ho
     lines.append(f"  transfer, held-out ({held_pairs} pairs)        -> {t_ho / 60:.1f} min")
-    hcs = heldout_clip_transfer_settings(steps)
-    t_hc = t_tr / n_pairs / (len(TransferSettings().strengths) + 1) * held_pairs * (len(hcs.strengths) + 1) * hcs.seeds
+    t_hc = run_time(heldout_clip_transfer_settings(steps), held_pairs)
     total += t_hc
     lines.append(f"  transfer, held-out, clip alone ({held_pairs} pairs) -> {t_hc / 60:.1f} min")
     t_dmt = sum(r["seconds"] for r in dm["records"]) * DMTSettings().pairs
