@@ -19,8 +19,9 @@ Definitions (see docs/results.md, "Metrics", for the same text with the reasons)
   S: the canvas side, min(H, W)); the distance of two paths is ``mean_t |D_i(t) - D_j(t)|``,
   clipped to 1. Position does not count, only how the character moves: shots that all freeze
   (D = 0) or all move the same way score 0. Shots without a character are left out. In [0, 1].
-- **dynamic degree**: the mean optical-flow magnitude (Farneback, on grey frames upscaled to at
-  least 128 px), in pixels per frame of the clip's own resolution.
+- **dynamic degree**: the mean optical-flow magnitude (Farneback on each colour channel, combined
+  by local gradient energy, `optical_flow`; frames upscaled to at least 128 px), in pixels per
+  frame of the clip's own resolution.
 - **motion fidelity** to a reference clip: the vector correlation of the two mean-centred paths
   ``r = sum_t <a_t - a_bar, b_t - b_bar> / sqrt(sum_t |a_t - a_bar|^2 sum_t |b_t - b_bar|^2)``,
   in [-1, 1]: 1 for the same trajectory shape (any speed or position), -1 for the reverse, 0 for
@@ -225,42 +226,81 @@ def motion_diversity(paths: Sequence[np.ndarray | None]) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _grey_upscaled(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, float]:
-    """Grey frames (F, H', W') upscaled by an integer factor so the short side is >= min_side."""
-    import cv2
-
+def _upscale_factor(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
+    """uint8 (F, H, W, 3) frames and the integer factor that brings the short side to >= min_side."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-    h, w = frames.shape[1:3]
-    factor = max(1, int(math.ceil(min_side / max(1, min(h, w)))))
-    grey = []
-    for fr in frames:
-        g = cv2.cvtColor(np.ascontiguousarray(fr), cv2.COLOR_RGB2GRAY)
-        if factor > 1:
-            # Bilinear: nearest-neighbour blocks would give Farneback flat plateaus to track.
-            g = cv2.resize(g, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
-        grey.append(g)
-    return np.stack(grey), float(factor)
+    return frames, max(1, int(math.ceil(min_side / max(1, min(frames.shape[1:3])))))
+
+
+def _grey_upscaled(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, float]:
+    """Grey frames (F, H', W') upscaled by an integer factor so the short side is >= min_side."""
+    import cv2
+
+    frames, factor = _upscale_factor(frames, min_side)
+    return np.stack([_upscale(cv2.cvtColor(np.ascontiguousarray(fr), cv2.COLOR_RGB2GRAY), factor)
+                     for fr in frames]), float(factor)
+
+
+def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
+    import cv2
+
+    if factor == 1:
+        return img
+    h, w = img.shape[:2]
+    # Bilinear: nearest-neighbour blocks would give Farneback flat plateaus to track.
+    return cv2.resize(img, (w * factor, h * factor), interpolation=cv2.INTER_LINEAR)
 
 
 def optical_flow(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
     """Dense Farneback flow between consecutive frames: (F-1, H', W', 2) (dx, dy), in pixels of
-    the clip's own resolution (the upscaled field's vectors divided by the upscale factor)."""
+    the clip's own resolution (the upscaled field's vectors divided by the upscale factor).
+
+    Colour-aware: the flow is computed on each of R, G and B and the three fields are averaged
+    per pixel, weighted by each channel's local gradient energy in the two frames. Grey frames
+    would miss isoluminant edges: the sprite world's red and blue on its grey background differ
+    by 0 and 3 grey levels out of 255, so a moving red sprite on grey had no flow at all. On
+    frames whose channels are equal this is exactly the flow of the grey frame.
+    """
     import cv2
 
-    grey, factor = _grey_upscaled(frames, min_side)
-    if len(grey) < 2:
-        return np.zeros((0,) + grey.shape[1:] + (2,), np.float32)
+    frames, factor = _upscale_factor(frames, min_side)
+    chans = np.stack([[_upscale(np.ascontiguousarray(fr[..., c]), factor) for c in range(3)]
+                      for fr in frames])  # (F, 3, H', W')
+    if len(chans) < 2:
+        return np.zeros((0,) + chans.shape[2:] + (2,), np.float32)
+    # Farneback's own window (below): where a channel has structure, its flow is reliable.
+    box = (15, 15)
+
+    def energy(img: np.ndarray) -> np.ndarray:
+        gx = cv2.Sobel(img, cv2.CV_32F, 1, 0, ksize=3)
+        gy = cv2.Sobel(img, cv2.CV_32F, 0, 1, ksize=3)
+        return cv2.boxFilter(gx * gx + gy * gy, -1, box)
+
     flows = []
-    for a, b in zip(grey[:-1], grey[1:]):
-        # pyramid 3 levels, window 15 px of the upscaled frame: sprites move 2-3 px/frame at
-        # 32 px, i.e. 8-12 px after a 4x upscale, which this window and pyramid track.
-        f = cv2.calcOpticalFlowFarneback(a, b, None, pyr_scale=0.5, levels=3, winsize=15,
-                                         iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
-        flows.append(f / factor)
+    for a, b in zip(chans[:-1], chans[1:]):
+        acc = np.zeros(a.shape[1:] + (2,), np.float64)
+        wsum = np.zeros(a.shape[1:], np.float64)
+        done: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
+        for c in range(3):
+            key = a[c].tobytes() + b[c].tobytes()
+            if key not in done:  # grey footage: one Farneback for three equal channels
+                # pyramid 3 levels, window 15 px of the upscaled frame: sprites move 2-3
+                # px/frame at 32 px, i.e. 8-12 px after a 4x upscale, which this tracks.
+                f = cv2.calcOpticalFlowFarneback(a[c], b[c], None, pyr_scale=0.5, levels=3,
+                                                 winsize=15, iterations=3, poly_n=5,
+                                                 poly_sigma=1.2, flags=0)
+                done[key] = (f, energy(a[c]) + energy(b[c]))
+            f, w = done[key]
+            acc += w[..., None] * f
+            wsum += w
+        # no structure in any channel (flat areas far from every edge): the plain mean
+        plain = np.mean([done[a[c].tobytes() + b[c].tobytes()][0] for c in range(3)], axis=0)
+        flow = np.where(wsum[..., None] > 0, acc / np.maximum(wsum, 1e-12)[..., None], plain)
+        flows.append(flow / factor)
     return np.stack(flows).astype(np.float32)
 
 

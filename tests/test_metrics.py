@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
@@ -134,6 +135,27 @@ def test_optical_flow_units_are_clip_pixels():
     assert flow.shape == (8, 128, 128, 2)
     mean = flow.reshape(8, -1, 2).mean(1).mean(0)
     np.testing.assert_allclose(mean, [2, -1], atol=0.35)
+
+
+def test_optical_flow_sees_isoluminant_colour_edges():
+    # red (230, 40, 40) on the grey background (96, 96, 100) is 0 grey levels apart: a flow on
+    # grey frames saw no motion at all there (every sprite-left source had no flow fidelity)
+    red_on_grey = sprite("left", "diamond", "red", bg="grey")
+    grey = np.stack([cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in red_on_grey])
+    assert np.ptp(grey[0]) <= 2  # the sprite is invisible to a grey-level flow
+    mean = M.mean_flow_path(red_on_grey).mean(0)
+    assert mean[0] < -0.2 and abs(mean[1]) < 0.05 * abs(mean[0])
+    assert M.flow_fidelity(sprite("left", "square", "blue", bg="navy", seed=1), red_on_grey) > 0.95
+    assert M.dynamic_degree(red_on_grey) > 0.5 * M.dynamic_degree(sprite("left", "diamond", "red", bg="navy"))
+
+
+def test_optical_flow_of_grey_footage_is_the_grey_flow():
+    clip = texture_pan(2, -1)
+    grey = np.repeat(clip.mean(-1, keepdims=True).round().astype(np.uint8), 3, axis=-1)
+    up = [cv2.resize(f[..., 0], (128, 128), interpolation=cv2.INTER_LINEAR) for f in grey]
+    ref = np.stack([cv2.calcOpticalFlowFarneback(a, b, None, 0.5, 3, 15, 3, 5, 1.2, 0)
+                    for a, b in zip(up[:-1], up[1:])]) / 4
+    np.testing.assert_allclose(M.optical_flow(grey), ref, atol=1e-5)
 
 
 def test_flow_fidelity_direction():
