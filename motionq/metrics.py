@@ -282,23 +282,26 @@ def optical_flow(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
 
     flows = []
     for a, b in zip(chans[:-1], chans[1:]):
+        per: list[tuple[np.ndarray, np.ndarray]] = []  # (flow, weight) of R, G, B
+        for c in range(3):
+            twin = next((j for j in range(c)
+                         if np.array_equal(a[c], a[j]) and np.array_equal(b[c], b[j])), None)
+            if twin is not None:  # grey footage: one Farneback serves three equal channels
+                per.append(per[twin])
+                continue
+            # pyramid 3 levels, window 15 px of the upscaled frame: sprites move 2-3 px/frame
+            # at 32 px, i.e. 8-12 px after a 4x upscale, which this window and pyramid track.
+            f = cv2.calcOpticalFlowFarneback(a[c], b[c], None, pyr_scale=0.5, levels=3,
+                                             winsize=15, iterations=3, poly_n=5,
+                                             poly_sigma=1.2, flags=0)
+            per.append((f, energy(a[c]) + energy(b[c])))
         acc = np.zeros(a.shape[1:] + (2,), np.float64)
         wsum = np.zeros(a.shape[1:], np.float64)
-        done: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}
-        for c in range(3):
-            key = a[c].tobytes() + b[c].tobytes()
-            if key not in done:  # grey footage: one Farneback for three equal channels
-                # pyramid 3 levels, window 15 px of the upscaled frame: sprites move 2-3
-                # px/frame at 32 px, i.e. 8-12 px after a 4x upscale, which this tracks.
-                f = cv2.calcOpticalFlowFarneback(a[c], b[c], None, pyr_scale=0.5, levels=3,
-                                                 winsize=15, iterations=3, poly_n=5,
-                                                 poly_sigma=1.2, flags=0)
-                done[key] = (f, energy(a[c]) + energy(b[c]))
-            f, w = done[key]
+        for f, w in per:
             acc += w[..., None] * f
             wsum += w
         # no structure in any channel (flat areas far from every edge): the plain mean
-        plain = np.mean([done[a[c].tobytes() + b[c].tobytes()][0] for c in range(3)], axis=0)
+        plain = np.mean([f for f, _ in per], axis=0)
         flow = np.where(wsum[..., None] > 0, acc / np.maximum(wsum, 1e-12)[..., None], plain)
         flows.append(flow / factor)
     return np.stack(flows).astype(np.float32)

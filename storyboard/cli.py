@@ -197,6 +197,21 @@ def plan(file: Path = typer.Argument(..., help=FILE_HELP), as_json: bool = typer
         out.print("prompts:")
         for s in p.shots:
             out.print(f"  {s.index + 1} {s.shot_id}: {s.request.prompt}", markup=False)
+    for line in _rendered_on_lines([cache.get(s.key) for s in p.shots]):
+        out.print(line, markup=False)
+
+
+def _rendered_on_lines(entries: list) -> list[str]:
+    """One line per machine setup the cached shots were rendered with (not part of the cache
+    key, so a project moved between machines mixes them: worth seeing)."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        rt = e.meta.get("runtime") if e is not None else None
+        if rt:
+            what = (f"{rt.get('device', '?')} {rt.get('dtype', '?')}, torch {rt.get('torch', '?')}, "
+                    f"diffusers {rt.get('diffusers', '?')}, motionq {rt.get('motionq', '?')}")
+            counts[what] = counts.get(what, 0) + 1
+    return [f"rendered on {what}: {n} shot{'s' * (n != 1)}" for what, n in counts.items()]
 
 
 @app.command()

@@ -99,6 +99,9 @@ def test_render_assemble_cache_and_exports(tmp_path):
         assert s["status"] == "cached"
         assert s["rendered_on"]["device"] == "cpu" and s["rendered_on"]["dtype"] == "float32"
         assert s["rendered_on"]["torch"].startswith("2.") and s["rendered_on"]["diffusers"] != "unknown"
+    r = run_cli("plan", str(film))
+    n = len(plan.shots)
+    assert re.search(rf"rendered on cpu float32, torch 2\.\S+, diffusers \S+, motionq \S+: {n} shots", r.stdout), r.stdout
 
     # Edit one shot: only that one renders again.
     film.write_text(film.read_text().replace("{hero} bounces", "{hero} moves left"))
