@@ -49,6 +49,7 @@ __all__ = [
     "displacement_path",
     "dynamic_degree",
     "flow_fidelity",
+    "flow_path_fidelity",
     "identity_consistency",
     "identity_leakage",
     "main_track",
@@ -340,8 +341,11 @@ def flow_fidelity(source: np.ndarray, target: np.ndarray, min_side: int = 128) -
     source does not move at all. Clips are compared over their common frame pairs; sizes may
     differ (vectors are in each clip's own pixels, and only directions are compared).
     """
-    a = mean_flow_path(source, min_side)
-    b = mean_flow_path(target, min_side)
+    return flow_path_fidelity(mean_flow_path(source, min_side), mean_flow_path(target, min_side))
+
+
+def flow_path_fidelity(a: np.ndarray, b: np.ndarray) -> float:
+    """`flow_fidelity` of two `mean_flow_path`s (lets a caller reuse a source's path)."""
     n = min(len(a), len(b))
     a, b = a[:n], b[:n]
     # a mean flow under 0.01 px/frame is numerical noise of a still pair: it has no direction

@@ -413,7 +413,7 @@ def run_dmt(
     from motionq.evaluation.transfer import (
         TransferSettings, build_pairs, geometry, score_clip, source_path, target_prompt,
     )
-    from motionq.metrics import mean_ci
+    from motionq.metrics import mean_ci, mean_flow_path
 
     n, h, w = geometry(backbone, settings.num_frames)
     ts = TransferSettings(bench_seed=settings.bench_seed, num_frames=settings.num_frames,
@@ -440,6 +440,7 @@ def run_dmt(
     for pair in pairs:
         prompt = target_prompt(pair, settings.prompt_mode)
         src_c = source_path(pair.source)
+        src_flow = mean_flow_path(pair.source.frames)
         for replica in range(settings.seeds):
             seed = 1000 * replica + 17
             for m in methods:
@@ -461,7 +462,7 @@ def run_dmt(
                 seconds = time.perf_counter() - t0
                 records.append({"pair": pair.name, "pair_type": pair.pair_type, "method": m, "replica": replica,
                                 "prompt": prompt, "seconds": round(seconds, 4),
-                                **score_clip(pair, frames, src_c), **extra})
+                                **score_clip(pair, frames, src_c, src_flow), **extra})
                 done += 1
     if progress:
         progress(done, total, "done")

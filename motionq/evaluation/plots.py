@@ -251,8 +251,11 @@ analyser's most confident track.
   `D(t) = (c(t) - c(0)) / S` is the character's displacement from its first position in canvas
   sides (S = min(H, W)). Frozen shots and shots that all move alike score 0; shots without a
   character are left out.
-- **Dynamic degree**: mean Farneback optical-flow magnitude over all pixels and frame pairs, on
-  grey frames upscaled to >= 128 px, in pixels per frame of the clip's resolution.
+- **Dynamic degree**: mean Farneback optical-flow magnitude over all pixels and frame pairs, in
+  pixels per frame of the clip's resolution (frames upscaled to >= 128 px). The flow is computed
+  on each colour channel and the three fields are averaged per pixel by their local gradient
+  energy: on grey frames a red or blue sprite on the grey background (0 and 3 grey levels apart)
+  has no flow.
 - **Motion fidelity** (transfer): vector correlation of the mean-centred source and target paths,
   `sum_t <a_t - a_bar, b_t - b_bar> / sqrt(sum_t |a_t - a_bar|^2 sum_t |b_t - b_bar|^2)`, in
   [-1, 1] (1: same trajectory shape at any speed and position; 0: unrelated, or a target that does
@@ -264,8 +267,8 @@ analyser's most confident track.
   dominated by the net displacement: a straight line in the right direction scores 0.84-0.99
   against an arc, an S-curve, an L-turn or a speed-up.
 - **Flow fidelity** (transfer): per-frame direction agreement, measured on both clips alike
-  without the analyser: Farneback flow of each consecutive frame pair, averaged over the frame to
-  one vector; the cosine of the source's and the target's vectors, weighted by the source's
+  without the analyser: the colour-aware Farneback flow above of each consecutive frame pair,
+  averaged over the frame to one vector; the cosine of the source's and the target's vectors, weighted by the source's
   magnitude (pairs where the source hardly moves say little; a target pair without motion
   counts 0). The idea of DMT's motion-fidelity score (cosine of per-frame displacements of
   tracklets), with one whole-frame vector instead of tracklets. Speed and end position do not

@@ -41,8 +41,9 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from motionq.metrics import (
-    flow_fidelity,
+    flow_path_fidelity,
     identity_leakage,
+    mean_flow_path,
     mean_ci,
     path_correlation,
     path_error,
@@ -358,11 +359,13 @@ def source_path(src: Source) -> np.ndarray | None:
     return tracked_path(src.frames)
 
 
-def score_clip(pair: Pair, frames: np.ndarray, path: np.ndarray | None = None) -> dict[str, Any]:
+def score_clip(pair: Pair, frames: np.ndarray, path: np.ndarray | None = None,
+               source_flow: np.ndarray | None = None) -> dict[str, Any]:
     """Metrics of one generated target against its source (see the module docstring).
 
     fidelity: `path_correlation` of the source's path (`source_path`; pass it as `path` to save
-    recomputing) with the target character's analyser centroids; targets are sprite-world
+    recomputing; likewise the source's `mean_flow_path` as `source_flow`) with the target
+    character's analyser centroids; targets are sprite-world
     generations, so their path is read exactly whatever the source. track_fidelity /
     flow_fidelity measure both clips the same way (tracked points / mean flow) and need no
     analyser.
@@ -382,7 +385,8 @@ def score_clip(pair: Pair, frames: np.ndarray, path: np.ndarray | None = None) -
         "displacement_error": _f(path_error(path, r.centroids, canvas)),
         "position_error": _f(path_error(path, r.centroids, canvas, from_start=False)) if src.kind != "real" else None,
         "track_fidelity": _f(track_fidelity(src.frames, frames)),
-        "flow_fidelity": _f(flow_fidelity(src.frames, frames)),
+        "flow_fidelity": _f(flow_path_fidelity(
+            mean_flow_path(src.frames) if source_flow is None else source_flow, mean_flow_path(frames))),
         "motion_match": float(r.motion == src.motion),
         "identity_kept": float(r.identity is not None and tuple(r.identity) == tuple(pair.target)),
         "leak_shape": _b(leak["shape"]),
@@ -610,6 +614,7 @@ def run_transfer(
     n, h, w = geometry(backbone, settings.num_frames)
     pairs = build_pairs(backbone, settings, clip_dir)
     src_paths = {p.source.name: source_path(p.source) for p in pairs}
+    src_flows = {p.source.name: mean_flow_path(p.source.frames) for p in pairs}
     total = len(pairs) * settings.seeds * (len(settings.strengths) + 1)
     done = 0
     records: list[dict[str, Any]] = []
@@ -648,7 +653,7 @@ def run_transfer(
                        "source_motion": pair.source.motion, "target_identity": list(pair.target),
                        "prompt": p, "mode": mode, "strength": strength, "replica": replica, "seed": seed,
                        "seconds": round(seconds, 4),
-                       **score_clip(pair, frames, src_paths[pair.source.name])}
+                       **score_clip(pair, frames, src_paths[pair.source.name], src_flows[pair.source.name])}
                 records.append(rec)
                 done += 1
                 if images_dir is not None and (mode == "text" or strength in (near, 1.0)):
