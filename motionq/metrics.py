@@ -237,15 +237,6 @@ def _upscale_factor(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, int]
     return frames, max(1, int(math.ceil(min_side / max(1, min(frames.shape[1:3])))))
 
 
-def _grey_upscaled(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, float]:
-    """Grey frames (F, H', W') upscaled by an integer factor so the short side is >= min_side."""
-    import cv2
-
-    frames, factor = _upscale_factor(frames, min_side)
-    return np.stack([_upscale(cv2.cvtColor(np.ascontiguousarray(fr), cv2.COLOR_RGB2GRAY), factor)
-                     for fr in frames]), float(factor)
-
-
 def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
     import cv2
 
@@ -366,18 +357,31 @@ def tracked_path(frames: np.ndarray, min_side: int = 128, max_points: int = 64) 
     displacement of the points tracked both ways (forward-backward error < 1 px) that moved;
     when none moved the step is 0. Corners are re-detected every frame, so the path survives
     points leaving the frame. Pixels of the clip's own resolution; row 0 is (0, 0).
+
+    Points are found and tracked on each distinct colour channel and pooled (grey footage: one
+    channel). On grey frames the tracker missed isoluminant edges, and on examples/clips/pan.mp4
+    fitted to 9 frames of 32 px (testsrc2 sliding 8.5 px a frame) it locked onto the wrong
+    period of the colour bars for three of eight steps, reading a straight pan as a V
+    (path correlation 0.80 with the clip's true path; pooled channels: 1.00).
     """
     import cv2
 
-    grey, factor = _grey_upscaled(frames, min_side)
+    frames, factor = _upscale_factor(frames, min_side)
+    chans = np.stack([[_upscale(np.ascontiguousarray(fr[..., c]), factor) for c in range(3)]
+                      for fr in frames])  # (F, 3, H', W')
     steps = [np.zeros(2)]
     lk = dict(winSize=(21, 21), maxLevel=3,
               criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
-    for a, b in zip(grey[:-1], grey[1:]):
-        pts = cv2.goodFeaturesToTrack(a, maxCorners=max_points, qualityLevel=0.01,
-                                      minDistance=max(3, int(2 * factor)), blockSize=7)
-        step = np.zeros(2)
-        if pts is not None and len(pts):
+    for a3, b3 in zip(chans[:-1], chans[1:]):
+        moving = []
+        for c in range(3):
+            a, b = a3[c], b3[c]
+            if any(np.array_equal(a, a3[j]) and np.array_equal(b, b3[j]) for j in range(c)):
+                continue  # the same plane as an earlier channel: its points are already in
+            pts = cv2.goodFeaturesToTrack(a, maxCorners=max_points, qualityLevel=0.01,
+                                          minDistance=max(3, int(2 * factor)), blockSize=7)
+            if pts is None or not len(pts):
+                continue
             nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **lk)
             back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **lk)
             ok = (st[:, 0] == 1) & (st2[:, 0] == 1)
@@ -385,10 +389,9 @@ def tracked_path(frames: np.ndarray, min_side: int = 128, max_points: int = 64) 
             d = (nxt - pts)[:, 0][ok] / factor
             # Static background corners (texture that does not move) would pull the median to
             # zero for a small moving subject: use the points that moved, if any did.
-            moving = d[np.linalg.norm(d, axis=1) > 0.25]
-            if len(moving):
-                step = np.median(moving, axis=0)
-        steps.append(step)
+            moving.append(d[np.linalg.norm(d, axis=1) > 0.25])
+        pooled = np.concatenate(moving) if moving else np.zeros((0, 2))
+        steps.append(np.median(pooled, axis=0) if len(pooled) else np.zeros(2))
     return np.cumsum(np.stack(steps), axis=0)
 
 

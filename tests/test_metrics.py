@@ -169,6 +169,28 @@ def test_flow_fidelity_direction():
     assert M.flow_fidelity(sprite("right"), sprite("right", "circle", "yellow", seed=3)) > 0.9
 
 
+def test_tracked_path_reads_the_shipped_pan_as_a_straight_pan():
+    # examples/clips/pan.mp4: a 64 px window sliding 128/15 px a frame over testsrc2, fitted
+    # as the evaluation fits it (9 frames, 32 px): the content moves left 4.27 px per source
+    # frame. On grey frames the tracker read three of the eight steps as moving right.
+    from motionq.evaluation.transfer import EXAMPLE_CLIPS
+    from motionq.video import read_video, resample_clip, temporal_indices
+
+    frames, fps = read_video(EXAMPLE_CLIPS / "pan.mp4")
+    fitted = resample_clip(frames, fps, 9, 32, 32)
+    idx = temporal_indices(len(frames), 9, fps, None)
+    truth = np.stack([-np.asarray(idx, float) * 128 / 15 / 2, np.zeros(9)], axis=1)
+    path = M.tracked_path(fitted)
+    assert M.path_correlation(truth, path) > 0.99
+    np.testing.assert_allclose(path[-1], truth[-1], atol=2.0)
+
+
+def test_tracked_path_sees_isoluminant_colour_edges():
+    clip = sprite("left", "diamond", "red", bg="grey")  # 0 grey levels from its background
+    r = M.read_shot(clip)
+    np.testing.assert_allclose(M.tracked_path(clip)[-1], r.centroids[-1] - r.centroids[0], atol=1.0)
+
+
 def test_tracked_path_follows_content():
     p = M.tracked_path(texture_pan(2, 1))
     assert p.shape == (9, 2)
