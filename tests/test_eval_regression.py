@@ -671,6 +671,26 @@ def test_flow_cost_line_finds_the_cheapest_budget_at_our_flow_fidelity():
     assert "no DMT budget reaches our 0.60; its best, dmt-5x0.4 (0.50), costs **2.00x**" in line
 
 
+def test_near_miss_names_cheaper_rows_just_below_our_fidelity():
+    from motionq.evaluation.plots import _near_miss_lines
+
+    def row(f, s):
+        return {"fidelity": {"mean": f}, "seconds": {"median": s}}
+
+    doc = {"cost": {"ours": "ours-0.6", "dmt": "dmt-40x0.4", "reached": True},
+           "methods": {"plain": row(0.16, 1.0), "ours-0.6": row(0.599, 1.0), "dmt-5x0.4": row(0.48, 2.5),
+                       "dmt-10x0.4+inv": row(0.598, 4.6), "dmt-40x0.4": row(0.61, 12.0),
+                       "dmt-80x0.4": row(0.595, 20.0)}}
+    lines = _near_miss_lines(doc)
+    # only the cheaper row within 0.01 below ours; the dearer one does not change the ratio
+    assert len(lines) == 2 and lines[0].startswith("Near miss: dmt-10x0.4+inv reaches 0.598 against our 0.599")
+    assert "**4.60x** our time" in lines[0]
+    doc["methods"]["dmt-10x0.4+inv"] = row(0.58, 4.6)  # 0.019 below: a real gap
+    assert _near_miss_lines(doc) == []
+    doc["cost"]["reached"] = False
+    assert _near_miss_lines(doc) == []
+
+
 def test_eval_cli_quick(tiny_folder, tmp_path):
     from typer.testing import CliRunner
 
