@@ -227,14 +227,24 @@ def motion_diversity(paths: Sequence[np.ndarray | None]) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def _upscale_factor(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
-    """uint8 (F, H, W, 3) frames and the integer factor that brings the short side to >= min_side."""
+def _channel_planes(frames: np.ndarray, min_side: int) -> tuple[np.ndarray, int]:
+    """(F, 3, H', W') uint8 colour planes upscaled by the integer factor that brings the short
+    side to >= min_side, and that factor. Flow and tracking run per plane: a grey conversion
+    loses isoluminant edges."""
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"expected frames (F, H, W, 3), got {frames.shape}")
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
-    return frames, max(1, int(math.ceil(min_side / max(1, min(frames.shape[1:3])))))
+    factor = max(1, int(math.ceil(min_side / max(1, min(frames.shape[1:3])))))
+    planes = np.stack([[_upscale(np.ascontiguousarray(fr[..., c]), factor) for c in range(3)]
+                       for fr in frames])
+    return planes, factor
+
+
+def _earlier_twin(a3: np.ndarray, b3: np.ndarray, c: int) -> int | None:
+    """An earlier channel whose two planes equal channel c's (grey footage: all of them)."""
+    return next((j for j in range(c) if np.array_equal(a3[c], a3[j]) and np.array_equal(b3[c], b3[j])), None)
 
 
 def _upscale(img: np.ndarray, factor: int) -> np.ndarray:
@@ -259,9 +269,7 @@ def optical_flow(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
     """
     import cv2
 
-    frames, factor = _upscale_factor(frames, min_side)
-    chans = np.stack([[_upscale(np.ascontiguousarray(fr[..., c]), factor) for c in range(3)]
-                      for fr in frames])  # (F, 3, H', W')
+    chans, factor = _channel_planes(frames, min_side)
     if len(chans) < 2:
         return np.zeros((0,) + chans.shape[2:] + (2,), np.float32)
     # Farneback's own window (below): where a channel has structure, its flow is reliable.
@@ -276,8 +284,7 @@ def optical_flow(frames: np.ndarray, min_side: int = 128) -> np.ndarray:
     for a, b in zip(chans[:-1], chans[1:]):
         per: list[tuple[np.ndarray, np.ndarray]] = []  # (flow, weight) of R, G, B
         for c in range(3):
-            twin = next((j for j in range(c)
-                         if np.array_equal(a[c], a[j]) and np.array_equal(b[c], b[j])), None)
+            twin = _earlier_twin(a, b, c)
             if twin is not None:  # grey footage: one Farneback serves three equal channels
                 per.append(per[twin])
                 continue
@@ -366,18 +373,16 @@ def tracked_path(frames: np.ndarray, min_side: int = 128, max_points: int = 64) 
     """
     import cv2
 
-    frames, factor = _upscale_factor(frames, min_side)
-    chans = np.stack([[_upscale(np.ascontiguousarray(fr[..., c]), factor) for c in range(3)]
-                      for fr in frames])  # (F, 3, H', W')
+    chans, factor = _channel_planes(frames, min_side)
     steps = [np.zeros(2)]
     lk = dict(winSize=(21, 21), maxLevel=3,
               criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 30, 0.01))
     for a3, b3 in zip(chans[:-1], chans[1:]):
         moving = []
         for c in range(3):
+            if _earlier_twin(a3, b3, c) is not None:
+                continue  # its points are already in
             a, b = a3[c], b3[c]
-            if any(np.array_equal(a, a3[j]) and np.array_equal(b, b3[j]) for j in range(c)):
-                continue  # the same plane as an earlier channel: its points are already in
             pts = cv2.goodFeaturesToTrack(a, maxCorners=max_points, qualityLevel=0.01,
                                           minDistance=max(3, int(2 * factor)), blockSize=7)
             if pts is None or not len(pts):
