@@ -18,7 +18,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # annotations only: the CLI imports the heavy parts per command
     from storyboard.assemble import EditSpec, ShotClip
-    from storyboard.cache import RenderCache
+    from storyboard.cache import CacheEntry, RenderCache
     from storyboard.plan import Plan
     from storyboard.schema import Storyboard
 
@@ -185,23 +185,24 @@ def plan(file: Path = typer.Argument(..., help=FILE_HELP), as_json: bool = typer
         t.add_column(col, no_wrap=col not in ("group", "characters", "chars"))
     if prompts_inline:
         t.add_column("prompt", overflow="fold", ratio=1)
-    for s in p.shots:
+    entries = [cache.get(s.key) for s in p.shots]
+    for s, entry in zip(p.shots, entries):
         group = p.group_of(s.shot_id)
         gtxt = f"{s.group} ({group.mode}{', anchor' if s.anchor else ''})"
         row = [str(s.index + 1), s.shot_id, str(s.request.num_frames), str(s.request.seed), gtxt,
                ", ".join(s.request.characters), s.key[:10 if prompts_inline else 8],
-               "cached" if cache.has(s.key) else "stale"]
+               "cached" if entry is not None else "stale"]
         t.add_row(*row, *([s.request.prompt] if prompts_inline else []))
     out.print(t)
     if not prompts_inline:
         out.print("prompts:")
         for s in p.shots:
             out.print(f"  {s.index + 1} {s.shot_id}: {s.request.prompt}", markup=False)
-    for line in _rendered_on_lines([cache.get(s.key) for s in p.shots]):
+    for line in _rendered_on_lines(entries):
         out.print(line, markup=False)
 
 
-def _rendered_on_lines(entries: list) -> list[str]:
+def _rendered_on_lines(entries: list[CacheEntry | None]) -> list[str]:
     """One line per machine setup the cached shots were rendered with (not part of the cache
     key, so a project moved between machines mixes them: worth seeing)."""
     counts: dict[str, int] = {}
