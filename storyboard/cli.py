@@ -205,13 +205,11 @@ def plan(file: Path = typer.Argument(..., help=FILE_HELP), as_json: bool = typer
 def _rendered_on_lines(entries: list[CacheEntry | None]) -> list[str]:
     """One line per machine setup the cached shots were rendered with (not part of the cache
     key, so a project moved between machines mixes them: worth seeing)."""
-    counts: dict[str, int] = {}
-    for e in entries:
-        rt = e.meta.get("runtime") if e is not None else None
-        if rt:
-            what = (f"{rt.get('device', '?')} {rt.get('dtype', '?')}, torch {rt.get('torch', '?')}, "
-                    f"diffusers {rt.get('diffusers', '?')}, motionq {rt.get('motionq', '?')}")
-            counts[what] = counts.get(what, 0) + 1
+    from collections import Counter
+
+    counts = Counter(f"{rt.get('device', '?')} {rt.get('dtype', '?')}, torch {rt.get('torch', '?')}, "
+                     f"diffusers {rt.get('diffusers', '?')}, motionq {rt.get('motionq', '?')}"
+                     for rt in (e.meta.get("runtime") for e in entries if e is not None) if rt)
     return [f"rendered on {what}: {n} shot{'s' * (n != 1)}" for what, n in counts.items()]
 
 

@@ -262,16 +262,16 @@ analyser's most confident track.
   not move or has no character). Source path: analyser centroids for sprite sources; for the
   other clips, the cumulative median displacement of corner points tracked frame to frame
   (`goodFeaturesToTrack` + `calcOpticalFlowPyrLK`, forward-backward checked, on each colour
-  channel and pooled). Target path: the
-  analyser's centroids (targets are sprite-world generations). In the JSON also *track
+  channel and pooled). Target path: the analyser's centroids (targets are sprite-world
+  generations). In the JSON also *track
   fidelity* (tracked points in both clips), which needs no analyser. Path correlation is
   dominated by the net displacement: a straight line in the right direction scores 0.84-0.99
   against an arc, an S-curve, an L-turn or a speed-up.
 - **Flow fidelity** (transfer): per-frame direction agreement, measured on both clips alike
   without the analyser: the colour-aware Farneback flow above of each consecutive frame pair,
-  averaged over the frame to one vector; the cosine of the source's and the target's vectors, weighted by the source's
-  magnitude (pairs where the source hardly moves say little; a target pair without motion
-  counts 0). The idea of DMT's motion-fidelity score (cosine of per-frame displacements of
+  averaged over the frame to one vector; the cosine of the source's and the target's vectors,
+  weighted by the source's magnitude (pairs where the source hardly moves say little; a target
+  pair without motion counts 0). The idea of DMT's motion-fidelity score (cosine of per-frame displacements of
   tracklets), with one whole-frame vector instead of tracklets. Speed and end position do not
   count; a turn, an arc or a bounce's phase does.
 - **Displacement error** (transfer): `mean_t |D_src(t) - D_tgt(t)|` with D as in motion diversity
