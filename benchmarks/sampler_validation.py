@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from motionq.backbones import load_backbone  # noqa: E402
 from motionq.backbones.animatic import published_config  # noqa: E402
+from motionq.backbones.animatic.settings import WEIGHTS_DIR  # noqa: E402
 from motionq.train import validation_scores  # noqa: E402
 
 
@@ -63,6 +64,10 @@ def blend_weights(pipe, checkpoint: Path, raw_share: float) -> None:
         missing, unexpected = module.load_state_dict(part, strict=False)
         if unexpected or len(part) == 0:
             raise SystemExit(f"checkpoint does not match the published {prefix[:-1]}: {unexpected[:3]}")
+
+
+def _text_layers(folder: Path) -> int:
+    return json.loads((folder / "text_encoder" / "config.json").read_text())["num_layers"]
 
 
 def load_weights_folder(pipe, folder: Path) -> None:
@@ -134,11 +139,15 @@ def main() -> None:
     if args.first_seed < 10**9 + 10**6:
         raise SystemExit("--first-seed must lie past the training seeds and the bench's (>= 1,001,000,000)")
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    pipe = load_backbone("animatic").pipe
     if args.weights is not None and args.raw_share is not None:
         raise SystemExit("--weights and --raw-share both replace the weights: give one")
-    if args.weights is not None:
-        load_weights_folder(pipe, args.weights)
+    if args.weights is not None and _text_layers(args.weights) != _text_layers(WEIGHTS_DIR):
+        # a grown text encoder (`--text-layers`): the folder is a whole pipeline, load it as one
+        pipe = load_backbone(str(args.weights)).pipe
+    else:
+        pipe = load_backbone("animatic").pipe
+        if args.weights is not None:
+            load_weights_folder(pipe, args.weights)
     if args.raw_share is not None:
         blend_weights(pipe, args.checkpoint, args.raw_share)
     pipe.set_progress_bar_config(disable=True)
