@@ -259,6 +259,21 @@ def test_transfer_pairs_and_prompts():
         assert prompt_motion(target_prompt(p, "still")) == "stay"
 
 
+def test_real_sources_get_two_different_targets():
+    """Two independent draws for a real clip's targets can coincide (bench seed 0 drew a red
+    square twice for bounce.mp4), and then one pair counts twice in every real-clip mean."""
+    from motionq.evaluation.transfer import Source, transfer_pairs
+
+    clip = np.zeros((3, 8, 8, 3), np.uint8)
+    srcs = [Source(name=f"clip{i}", kind="real", frames=clip, identity=(None, None), motion="left",
+                   direction=None, background="black") for i in range(40)]
+    for seed in (0, 1):
+        pairs = transfer_pairs(srcs, seed=seed)
+        assert len(pairs) == 2 * len(srcs)
+        names = [(p.source.name, p.target) for p in pairs]
+        assert len(set(names)) == len(names)
+
+
 def test_free_path_sources_follow_paths_no_caption_names():
     from motionq.evaluation.transfer import (
         FREE_PATHS, TransferSettings, free_path_sources, path_kind, score_clip, source_path, transfer_pairs,
@@ -689,6 +704,32 @@ def test_near_miss_names_cheaper_rows_just_below_our_fidelity():
     assert _near_miss_lines(doc) == []
     doc["cost"]["reached"] = False
     assert _near_miss_lines(doc) == []
+
+
+def test_paired_vs_dmt_pairs_records_by_pair_and_seed():
+    from motionq.evaluation.plots import _paired_vs_dmt_lines, paired_vs_dmt
+
+    def rec(method, pair, replica, f, kept=1.0):
+        return {"method": method, "pair": pair, "replica": replica, "fidelity": f,
+                "flow_fidelity": None, "identity_kept": kept}
+
+    recs = [rec("ours-0.6", "a", 0, 0.9), rec("ours-0.6", "b", 0, 0.2), rec("ours-0.6", "a", 1, 0.5),
+            rec("dmt-10x0.4", "a", 0, 0.8, 0.0), rec("dmt-10x0.4", "b", 0, 0.2), rec("dmt-10x0.4", "a", 1, 0.9),
+            rec("dmt-10x0.4", "c", 0, 0.1),  # no record of ours for this pair: not paired
+            rec("plain", "a", 0, 0.0)]
+    doc = {"cost": {"ours": "ours-0.6"}, "records": recs,
+           "methods": {"plain": {"seconds": {"median": 1.0}}, "ours-0.6": {"seconds": {"median": 1.0}},
+                       "dmt-10x0.4": {"seconds": {"median": 4.0}}}}
+    fid = paired_vs_dmt(doc, "fidelity")
+    assert list(fid) == ["dmt-10x0.4"]  # DMT rows only
+    d = fid["dmt-10x0.4"]
+    # diffs 0.1, 0.0, -0.4 (ours minus DMT on the same pair and seed)
+    assert d["n"] == 3 and abs(d["mean"] - (-0.1)) < 1e-9 and (d["wins"], d["losses"]) == (1, 1)
+    assert paired_vs_dmt(doc, "identity_kept")["dmt-10x0.4"]["wins"] == 1
+    assert paired_vs_dmt(doc, "flow_fidelity") == {}  # no values: no row
+    lines = _paired_vs_dmt_lines(doc)
+    row = next(line for line in lines if line.startswith("| dmt-10x0.4 |"))
+    assert row.startswith("| dmt-10x0.4 | 4.00 | -0.10 [") and row.endswith("| n/a | 0.33 [0.00, 1.00] (1 / 0) |")
 
 
 def test_eval_cli_quick(tiny_folder, tmp_path):

@@ -456,7 +456,7 @@ def dmt_cmd(
         None, "--pair-types", help="Only these pair types, comma list (same-shape, different-shape, free-path, real)."),
     seeds: int = typer.Option(1, "--seeds", min=1),
     budgets: str = typer.Option("5,10,20,40", "--budgets", help="Adam iterations per guided step, comma list."),
-    inversion_budgets: str = typer.Option("10", "--inversion-budgets",
+    inversion_budgets: str = typer.Option("10,20", "--inversion-budgets",
                                           help="Budgets run again with DMT's source inversion and start latent "
                                                "('' = none)."),
     recipe_budgets: str = typer.Option("10", "--recipe-budgets",

@@ -620,6 +620,7 @@ def _dmt_section(doc: Mapping[str, Any] | None, report: Path, images_dir: Path,
     out += ["", f"Cost ratio {c['dmt']} / {c['ours']}: **{c['ratio']}x** ({verdict}); goal >= 10x.", ""]
     out += _near_miss_lines(doc)
     out += _flow_cost_line(doc, flows)
+    out += _paired_vs_dmt_lines(doc)
     ours = doc["methods"].get(c["ours"])
     for m, row in doc["methods"].items():
         inv = re.search(r"\+inv(\d*)\+rs$", m)
@@ -661,6 +662,44 @@ def _near_miss_lines(doc: Mapping[str, Any], margin: float = 0.01) -> list[str]:
                          f"are level, so read the ratio above as the cost of clearing our mean, not of "
                          f"matching it.")
     return lines + [""] if lines else []
+
+
+def paired_vs_dmt(doc: Mapping[str, Any], metric: str) -> dict[str, dict[str, Any]]:
+    """Per DMT row: our `metric` minus its, paired on the same (pair, seed), mean with a bootstrap
+    CI and clear wins / losses (|diff| > 0.01, positive favours ours). Pairing removes the spread
+    between pairs, which makes the unpaired means of two methods look apart or level by chance."""
+    ours_name = doc["cost"]["ours"]
+    recs = doc.get("records", [])
+    ours = {(r["pair"], r["replica"]): r.get(metric) for r in recs if r["method"] == ours_name}
+    out: dict[str, dict[str, Any]] = {}
+    for m in doc["methods"]:
+        if not m.startswith("dmt"):
+            continue
+        diffs = [float(ours[(r["pair"], r["replica"])]) - float(r[metric]) for r in recs
+                 if r["method"] == m and r.get(metric) is not None
+                 and ours.get((r["pair"], r["replica"])) is not None]
+        if diffs:
+            est = mean_ci(diffs).to_dict()
+            est.update(wins=sum(d > 0.01 for d in diffs), losses=sum(d < -0.01 for d in diffs))
+            out[m] = est
+    return out
+
+
+def _paired_vs_dmt_lines(doc: Mapping[str, Any]) -> list[str]:
+    """The cost comparison with its sampling noise shown: ours minus each DMT row, paired."""
+    cols = [(k, paired_vs_dmt(doc, k)) for k in ("fidelity", "flow_fidelity", "identity_kept")]
+    rows = list(cols[0][1])
+    if not rows:
+        return []
+    ours_sec = doc["methods"][doc["cost"]["ours"]]["seconds"]["median"]
+    out = ["Paired on the same (pair, seed): ours minus each DMT row, mean [95% CI] (ours better / worse, "
+           "|diff| > 0.01). An interval that spans 0 means these samples cannot tell the two apart.", "",
+           "| DMT row | x our time | fidelity | flow fidelity | identity kept |", "|---|---|---|---|---|"]
+    for m in rows:
+        cells = [f"{_cell(c.get(m))} ({c[m]['wins']} / {c[m]['losses']})" if m in c else "n/a" for _, c in cols]
+        sec = doc["methods"][m]["seconds"]["median"] / ours_sec
+        out.append(f"| {m} | {sec:.2f} | " + " | ".join(cells) + " |")
+    return out + [""]
 
 
 def _flow_fidelity(doc: Mapping[str, Any], method: str) -> dict[str, Any] | None:

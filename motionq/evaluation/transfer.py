@@ -309,8 +309,8 @@ def real_sources(num_frames: int, height: int, width: int, clip_dir: str | Path 
 
 
 def transfer_pairs(sources: Sequence[Source], seed: int = 0, shapes: Sequence[str] | None = None) -> list[Pair]:
-    """Same-shape and different-shape targets for sprite sources, two random ones for real
-    sources; target colours always differ from the source's (so colour leakage is defined).
+    """Same-shape and different-shape targets for sprite sources, two different random ones for
+    real sources; target colours always differ from the source's (so colour leakage is defined).
     Target shapes come from `shapes` (default: all of the world's)."""
     from motionq.spriteworld import DEFAULT_COLOURS, SHAPES
 
@@ -328,9 +328,12 @@ def transfer_pairs(sources: Sequence[Source], seed: int = 0, shapes: Sequence[st
             pairs.append(Pair(src, (shape, other_colours[int(c1)]), "free-path" if free else "same-shape"))
             pairs.append(Pair(src, (s2, other_colours[int(c2)]), "free-path" if free else "different-shape"))
         else:
-            for _ in range(2):
-                pairs.append(Pair(src, (pool[int(rng.integers(len(pool)))],
-                                        other_colours[int(rng.integers(len(other_colours)))]), "real"))
+            targets: list[tuple[str, str]] = []
+            while len(targets) < 2:  # two different targets: a repeat would count one pair twice
+                t = (pool[int(rng.integers(len(pool)))], other_colours[int(rng.integers(len(other_colours)))])
+                if t not in targets:
+                    targets.append(t)
+            pairs += [Pair(src, t, "real") for t in targets]
     return pairs
 
 
