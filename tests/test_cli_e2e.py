@@ -299,8 +299,12 @@ def test_ctrl_c_during_a_render_says_how_to_resume(tmp_path):
     shots = tmp_path / ".storyboard" / "shots"
     env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE", HF_HUB_OFFLINE="1")
     with tempfile.TemporaryFile("w+") as err:
+        # A shell that starts the test runner in the background (`cmd &`) leaves SIGINT ignored,
+        # the child inherits that, and Python then never raises KeyboardInterrupt: give the
+        # child the default disposition, as a terminal's foreground process has.
         proc = subprocess.Popen([sys.executable, "-m", "storyboard.cli", "render", str(film)], env=env,
-                                stderr=err, stdout=subprocess.DEVNULL, text=True)
+                                stderr=err, stdout=subprocess.DEVNULL, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while proc.poll() is None and time.time() < deadline:
             if shots.is_dir() and any(not d.name.startswith(".") for d in shots.iterdir()):
