@@ -54,6 +54,7 @@ __all__ = [
     "identity_leakage",
     "main_track",
     "mean_ci",
+    "paired_gain",
     "mean_flow_path",
     "motion_adherence",
     "motion_diversity",
@@ -556,6 +557,15 @@ def mean_ci(
         half = crit * float(x.std(ddof=1)) / math.sqrt(n)
         return Estimate(m, m - half, m + half, n, level, method)
     raise ValueError(f"unknown CI method {method!r} (bootstrap or normal)")
+
+
+def paired_gain(diffs: Iterable[float], margin: float = 0.01) -> dict[str, Any]:
+    """Paired differences (one per shared pair and seed, positive favouring the first method) as
+    `mean_ci`'s estimate plus the clear wins and losses (|diff| > `margin`)."""
+    diffs = [float(d) for d in diffs]
+    est = mean_ci(diffs).to_dict()
+    est.update(wins=sum(d > margin for d in diffs), losses=sum(d < -margin for d in diffs))
+    return est
 
 
 def _z(level: float) -> float:

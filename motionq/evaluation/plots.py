@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from motionq.metrics import mean_ci
+from motionq.metrics import mean_ci, paired_gain
 
 __all__ = ["group_contact_sheet", "plot_all", "plot_dmt", "plot_multishot", "plot_transfer", "write_report"]
 
@@ -679,9 +679,7 @@ def paired_vs_dmt(doc: Mapping[str, Any], metric: str) -> dict[str, dict[str, An
                  if r["method"] == m and r.get(metric) is not None
                  and ours.get((r["pair"], r["replica"])) is not None]
         if diffs:
-            est = mean_ci(diffs).to_dict()
-            est.update(wins=sum(d > 0.01 for d in diffs), losses=sum(d < -0.01 for d in diffs))
-            out[m] = est
+            out[m] = paired_gain(diffs)
     return out
 
 

@@ -45,6 +45,7 @@ from motionq.metrics import (
     identity_leakage,
     mean_flow_path,
     mean_ci,
+    paired_gain,
     path_correlation,
     path_error,
     read_shot,
@@ -479,9 +480,7 @@ def paired_vs_text(records: Sequence[Mapping[str, Any]], strengths: Sequence[flo
                 if (group(r) == t and r["mode"] == "transfer" and r["strength"] == s
                         and r.get(metric) is not None and base is not None):
                     diffs.append(sign * (float(r[metric]) - float(base)))
-            est = mean_ci(diffs).to_dict()
-            est.update(wins=sum(d > 0.01 for d in diffs), losses=sum(d < -0.01 for d in diffs))
-            per[f"{s:g}"] = est
+            per[f"{s:g}"] = paired_gain(diffs)
         out[t] = per
     return out
 
